@@ -1,0 +1,35 @@
+# gen - quickstart targets. Everything installs itself into .venv from PyPI.
+PY      ?= python3
+VENV    ?= .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+MODEL   ?= examples/example_cnn.onnx
+BOARD   ?= zybo-z7
+JOBS    ?= auto
+
+.PHONY: install demo test test-slow bench clean
+
+$(VPY):
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(VPY)
+	$(VPY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VPY) -m gen $(MODEL) --board $(BOARD)
+
+test: $(STAMP)
+	$(VPY) -m pytest -n $(JOBS) -q
+
+test-slow: $(STAMP)
+	$(VPY) -m pytest -n $(JOBS) -q -m slow
+
+bench: $(STAMP)
+	$(VPY) bench/run.py
+
+clean:
+	rm -rf build .pytest_cache sim_build .hypothesis
