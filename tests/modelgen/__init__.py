@@ -1,0 +1,25 @@
+"""Random small quantized ONNX models in three flavours (QONNX, ONNX QDQ, ONNX QOperator) for property tests.
+
+    from tests.modelgen import qonnx_model, QONNX_KINDS, qonnx_models, reference_run
+    gm = qonnx_model("conv", np.random.default_rng(0))
+    x = gm.sample(4, rng)            # float32 inputs on the first quantiser's grid, batch 4
+    y = reference_run(gm, x)         # qonnx execute_onnx (qonnx) / onnxruntime (qdq, qop)
+
+    @given(qonnx_models())           # hypothesis strategies: qonnx_models(), qdq_models(), qop_models()
+    def test_x(gm): ...
+
+See the docstrings of qonnx_models.py and ort_models.py for the kinds.
+"""
+
+from .common import FLAVOURS, GenModel, InputGrid, reference_run
+from .qonnx_models import QONNX_KINDS, qonnx_model, qonnx_models
+
+__all__ = [
+    "FLAVOURS",
+    "GenModel",
+    "InputGrid",
+    "reference_run",
+    "QONNX_KINDS",
+    "qonnx_model",
+    "qonnx_models",
+]
