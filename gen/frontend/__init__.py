@@ -1,0 +1,88 @@
+"""Frontends: read an ONNX file, detect its flavour (QONNX | QDQ | QOperator) and lower it to the IR."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from ..errors import GenError
+from ..ir.design import Design
+
+QONNX_OPS = {"Quant", "BipolarQuant", "Trunc", "MultiThreshold", "IntQuant"}
+QONNX_DOMAINS = {"qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general", "finn"}
+QOP_OPS = {"QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "QGemm", "QLinearAdd",
+           "QLinearGlobalAveragePool", "QLinearConcat", "QLinearMul", "QLinearAveragePool", "QLinearLeakyRelu",
+           "QLinearSigmoid", "QLinearSoftmax"}
+QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
+
+
+@dataclass
+class Loaded:
+    model: onnx.ModelProto       # the graph the reference executes (after qonnx cleanup for QONNX)
+    flavour: str
+    name: str
+    path: Path
+
+
+def detect_flavour(model: onnx.ModelProto) -> str:
+    ops = {(n.op_type, n.domain) for n in model.graph.node}
+    if any(op in QONNX_OPS and (dom in QONNX_DOMAINS or dom.startswith("finn") or dom.startswith("qonnx"))
+           for op, dom in ops):
+        return "qonnx"
+    names = {op for op, _ in ops}
+    if names & QOP_OPS:
+        return "qop"
+    if names & QDQ_OPS:
+        return "qdq"
+    raise GenError("the model is not quantised (no Quant/BipolarQuant, QuantizeLinear/DequantizeLinear or "
+                   "QLinear* nodes): gen builds integer hardware. Quantise it first, e.g. with Brevitas, QKeras "
+                   "or onnxruntime.quantization.quantize_static")
+
+
+def read_model(path) -> onnx.ModelProto:
+    path = Path(path)
+    if not path.is_file():
+        raise GenError(f"{path}: no such file")
+    try:
+        return onnx.load(str(path))
+    except Exception as e:  # noqa: BLE001 - protobuf raises several types for garbage
+        raise GenError(f"{path}: not an ONNX file ({type(e).__name__}). Give a .onnx model exported by Brevitas, "
+                       "QKeras or onnxruntime") from None
+
+
+def prepare(model: onnx.ModelProto, flavour: str) -> onnx.ModelProto:
+    """The graph both we and the reference executor see: qonnx cleanup for QONNX, the model itself otherwise."""
+    if flavour == "qonnx":
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.util.cleanup import cleanup_model
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return cleanup_model(ModelWrapper(model)).model
+            except Exception as e:  # noqa: BLE001
+                raise GenError(f"qonnx could not clean up the model ({type(e).__name__}: {e})") from None
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        raise GenError(f"the ONNX checker rejects the model: {str(e).splitlines()[0]}") from None
+    return model
+
+
+def load(path) -> Loaded:
+    path = Path(path)
+    model = read_model(path)
+    flavour = detect_flavour(model)
+    return Loaded(model=prepare(model, flavour), flavour=flavour, name=path.stem, path=path)
+
+
+def lower(loaded: Loaded) -> Design:
+    from .lowering import Lowering
+    return Lowering(loaded.model, loaded.flavour, loaded.name).run()
+
+
+def load_design(path) -> tuple[Loaded, Design]:
+    loaded = load(path)
+    return loaded, lower(loaded)
