@@ -228,13 +228,17 @@ class Lowering:
             self.input_layout = "NWC"
         else:
             raise GenError(f"input '{vi.name}': rank {len(shape)} is not supported (use N,C,H,W or N,H,W,C)")
+        self.graph_input_index = index
         self.values[vi.name] = Raw(index=index, ir_shape=ir)
 
     def make_input_layer(self, node, raw: Raw, code_ops, lo, hi, *, bipolar=False, scale=None, zp=0, onnx_name=None):
         out = self.new_tensor("input", raw.ir_shape, lo, hi, bipolar=bipolar, scale=scale, zp=zp,
                               onnx_name=onnx_name, index=raw.index)
+        graph_layout = layout_of(self.graph_input_index, raw.ir_shape)
+        if not graph_layout:
+            raise node_error(node, "the input's layout cannot be mapped to an image stream")
         self.design.add_layer(Input(name="input", inputs=(), output=out.name, chain=tuple(raw.ops + list(code_ops)),
-                                    layout=self.input_layout, onnx_nodes=(node.name,)))
+                                    layout=self.input_layout, graph_layout=graph_layout, onnx_nodes=(node.name,)))
         self.design.input = out.name
         self.input_index = raw.index
         return out

@@ -29,7 +29,7 @@ def encode_input(design: Design, x: np.ndarray) -> np.ndarray:
     """Float model input (ONNX layout, batch first) -> integer codes (N, H, W, C), exactly as the reference."""
     inp = design.layers[0]
     t = design.tensors[inp.output]
-    layout = dict(t.onnx_layout, ir_shape=t.shape)
+    layout = dict(inp.graph_layout, ir_shape=t.shape)
     xf = np.asarray(x, dtype=np.float32)
     xi = to_ir_layout(xf.reshape((xf.shape[0],) + tuple(layout["shape"])), layout)
     chain = [op_from_json(o) if isinstance(o, dict) else o for o in inp.chain]

@@ -47,6 +47,7 @@ class Input(Layer):
 
     chain: tuple = ()
     layout: str = "NCHW"
+    graph_layout: dict = field(default_factory=dict)  # {perm, shape}: graph input = IR codes.transpose(perm)
     op = "Input"
 
 

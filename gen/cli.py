@@ -1,0 +1,162 @@
+"""Command line: `python -m gen model.onnx --board zybo-z7 [-o OUT]` and `python -m gen check model.onnx`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import GenError
+
+
+def _console():
+    from rich.console import Console
+    return Console(stderr=False, highlight=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gen", description="Quantized ONNX model -> dataflow accelerator. "
+                                "Use `python -m gen check MODEL` to compare the golden model with the reference.")
+    p.add_argument("model", help="quantized .onnx model (QONNX, QDQ or QOperator)")
+    p.add_argument("--board", default="zybo-z7", help="board name (boards/*.yaml) or a board .yaml path")
+    p.add_argument("-o", "--out", help="output folder (default build/<model>)")
+    return p
+
+
+def check_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gen check", description="Golden integer model vs the reference "
+                                "executor (qonnx / onnxruntime), layer by layer and end to end")
+    p.add_argument("model")
+    p.add_argument("--n", type=int, default=100, help="number of random input frames (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--inputs", help=".npz with an array 'x' of inputs to use instead of random ones")
+    return p
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "check":
+            return cmd_check(check_parser().parse_args(argv[1:]))
+        return cmd_generate(build_parser().parse_args(argv))
+    except GenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _prepare_out(out: Path) -> Path:
+    """A fresh temporary folder beside `out`; checked for writability before any work is done."""
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    except OSError as e:
+        raise GenError(f"output folder {out}: cannot write there ({e.strerror})") from None
+
+
+def _commit_out(tmp: Path, out: Path) -> None:
+    """Replace `out` by the finished `tmp` folder (rename, so a failure never leaves a half-written folder)."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def cmd_generate(args) -> int:
+    from rich.table import Table
+
+    from .boards import load_board
+    from .frontend import load, lower
+    from .report import layer_rows, totals, write_json, write_markdown
+
+    con = _console()
+    board = load_board(args.board)
+    model_path = Path(args.model)
+    out = Path(args.out) if args.out else Path("build") / model_path.stem
+    t0 = time.time()
+    loaded = load(model_path)
+    con.print(f"[bold]gen[/] {model_path} ({loaded.flavour}) -> {out}  board {board['name']}")
+    design = lower(loaded)
+    con.print(f"  lowered to {len(design.layers)} IR layers in {time.time() - t0:.2f} s")
+    tmp = _prepare_out(out)
+    try:
+        design.save(tmp / "design.json")
+        rows = layer_rows(design)
+        (tmp / "report").mkdir()
+        (tmp / "report" / "report.md").write_text(write_markdown(design, board, rows))
+        (tmp / "report" / "report.json").write_text(write_json(design, board, rows))
+        _commit_out(tmp, out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise GenError(f"output folder {out}: {e.strerror or e}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    table = Table(title=f"{design.name}: {len(rows)} layers")
+    for col in ("layer", "op", "output", "type", "W bits", "MACs", "params (bits)"):
+        table.add_column(col, justify="right" if col in ("MACs", "params (bits)", "W bits") else "left")
+    for r in rows:
+        table.add_row(r["layer"], r["op"], str(tuple(r["out_shape"])), r["out_type"], str(r["weight_bits"] or ""),
+                      f"{r['macs']:,}", f"{r['param_bits']:,}")
+    tot = totals(rows)
+    table.add_row("total", "", "", "", "", f"{tot['macs']:,}", f"{tot['param_bits']:,}", style="bold")
+    con.print(table)
+    for n in design.notes:
+        con.print(f"  note: {n}")
+    con.print(f"  wrote {out}/design.json and {out}/report/report.md ({time.time() - t0:.2f} s)")
+    return 0
+
+
+def cmd_check(args) -> int:
+    import numpy as np
+    from rich.table import Table
+
+    from .frontend import load, lower
+    from .golden.check import check, sample_inputs
+
+    con = _console()
+    loaded = load(args.model)
+    design = lower(loaded)
+    if args.inputs:
+        try:
+            x = np.load(args.inputs)["x"].astype(np.float32)
+        except (OSError, KeyError, ValueError) as e:
+            raise GenError(f"{args.inputs}: cannot read an array 'x' ({e})") from None
+        x = x.reshape((-1,) + x.shape[-len(design_input_shape(loaded)):]) if x.ndim > 1 else x
+    else:
+        x = sample_inputs(design, args.n, np.random.default_rng(args.seed))
+    rep = check(design, loaded.model, x)
+    table = Table(title=f"gen check {Path(args.model).name}: {rep.frames} frames ({design.flavour})")
+    for col in ("layer", "op", "compared", "exact", "near-ties", "unexplained"):
+        table.add_column(col, justify="left" if col in ("layer", "op") else "right")
+    for s in list(rep.layers.values()) + [rep.end_to_end]:
+        table.add_row(s.name, s.op, f"{s.compared:,}", f"{s.exact:,}", f"{s.near_ties:,}",
+                      f"[red]{s.unexplained:,}[/]" if s.unexplained else "0")
+    con.print(table)
+    con.print(f"arg-max agreement: {rep.argmax_agree}/{rep.argmax_total}")
+    for s in list(rep.layers.values()) + [rep.end_to_end]:
+        for ex in s.examples:
+            con.print(f"  [red]{s.name}[/] {ex}")
+    total_ties = sum(s.near_ties for s in rep.layers.values())
+    total_cmp = sum(s.compared for s in rep.layers.values())
+    con.print(f"near-tie rate: {total_ties}/{total_cmp} = {total_ties / max(total_cmp, 1):.2e}")
+    if rep.unexplained:
+        con.print(f"[red bold]FAIL[/]: {rep.unexplained} unexplained mismatches")
+        return 1
+    con.print("[green bold]OK[/]: 0 unexplained mismatches")
+    return 0
+
+
+def design_input_shape(loaded):
+    dims = loaded.model.graph.input[0].type.tensor_type.shape.dim
+    return [d.dim_value for d in dims][1:]

@@ -1,0 +1,311 @@
+"""`gen check`: the golden model against the reference executor, layer by layer and end to end.
+
+The reference semantics (DESIGN.md "What exact means"): QOperator graphs must match bit for bit. QONNX and QDQ
+graphs are defined in real numbers and executed by the references in float32, in an order of their choosing;
+so each layer is fed the reference's own input codes, and every mismatch must be a *proven near-tie*: walking
+the element-wise chain in exact arithmetic, some rounding step's exact input lies within the float32 error bound
+of that step's boundary. Anything else is an unexplained mismatch, i.e. a bug.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from ..ir import layers as L
+from ..ir.design import Design
+from ..ir.elementwise import Affine, Arith, Clip, LeakyRelu, Relu, Round, Sign, chain_f32, op_from_json
+from . import ops
+from .model import encode_input, from_ir_layout, run_layer, to_ir_layout
+
+U = 2.0 ** -24  # float32 unit round-off
+
+
+@dataclass
+class Stat:
+    name: str
+    op: str
+    compared: int = 0
+    exact: int = 0
+    near_ties: int = 0
+    unexplained: int = 0
+    examples: list = field(default_factory=list)
+
+    def add(self, other: "Stat"):
+        self.compared += other.compared
+        self.exact += other.exact
+        self.near_ties += other.near_ties
+        self.unexplained += other.unexplained
+        self.examples = (self.examples + other.examples)[:5]
+
+
+@dataclass
+class Report:
+    layers: dict[str, Stat]
+    end_to_end: Stat
+    argmax_agree: int = 0
+    argmax_total: int = 0
+    frames: int = 0
+
+    @property
+    def unexplained(self) -> int:
+        return sum(s.unexplained for s in self.layers.values()) + self.end_to_end.unexplained + (
+            self.argmax_total - self.argmax_agree if self.strict_argmax else 0)
+
+    strict_argmax: bool = True
+
+
+# ----------------------------------------------------------------------------- reference executors
+def reference_run(model, flavour: str, x: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """All intermediate tensors of the reference, one dict per frame (batch axis kept, size 1)."""
+    if flavour == "qonnx":
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.core.onnx_exec import execute_onnx
+        mw = ModelWrapper(model)
+        iname = model.graph.input[0].name
+        res = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i in range(x.shape[0]):
+                res.append(execute_onnx(mw, {iname: x[i:i + 1]}, return_full_exec_context=True))
+        return res
+    import onnx
+    import onnxruntime as ort
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    inits = {i.name for i in m.graph.initializer}
+    for n in m.graph.node:
+        for o in n.output:
+            if o and o not in have and o not in inits:
+                m.graph.output.append(onnx.ValueInfoProto(name=o))
+                have.add(o)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    iname = sess.get_inputs()[0].name
+    res = []
+    for i in range(x.shape[0]):
+        outs = sess.run(None, {iname: x[i:i + 1]})
+        res.append(dict(zip(names, outs)))
+    return res
+
+
+def _stack(per_frame, name):
+    return np.concatenate([np.asarray(d[name]) for d in per_frame], axis=0)
+
+
+# ----------------------------------------------------------------------------- near-tie proof
+def near_tie(chain, ch: int, x: int, s_abs: float, fan_in: int) -> bool:
+    """True if float32 evaluation of `chain` at x may round differently from the exact value.
+
+    The reference computes the pre-activation (a sum of `fan_in` products) with absolute error at most
+    gamma * s_abs (in units of x), gamma = (n + 16) u / (1 - (n + 16) u), then applies each element-wise op
+    with relative error u. We carry that bound through the chain; a rounding op whose exact input is within
+    the bound of its boundary may go either way.
+    """
+    m = fan_in + 16
+    err = m * U / (1 - m * U) * (s_abs + abs(x))
+    v = Fraction(x)
+    for op in chain:
+        if isinstance(op, (Affine, Arith)):
+            slope = abs(op.exact(ch, Fraction(1)) - op.exact(ch, Fraction(0)))
+            v = op.exact(ch, v)
+            err = float(slope) * err + 2 * U * abs(float(v)) + 1e-300
+        elif isinstance(op, (Relu, Clip)):
+            v = op.exact(ch, v)
+        elif isinstance(op, LeakyRelu):
+            v = op.exact(ch, v)
+            err = err * max(1.0, op.alpha)
+        elif isinstance(op, Round):
+            fl = v.numerator // v.denominator
+            frac_part = v - fl
+            if op.mode in ("FLOOR", "CEIL", "UP", "DOWN"):
+                dist = min(frac_part, 1 - frac_part)
+            else:
+                dist = abs(frac_part - Fraction(1, 2))
+            if float(dist) <= err:
+                return True
+            v = op.exact(ch, v)
+            err = 0.0
+        elif isinstance(op, Sign):
+            if abs(float(v)) <= err:
+                return True
+            v = op.exact(ch, v)
+            err = 0.0
+    return False
+
+
+def _sabs(design: Design, layer: L.Layer, xs: list[np.ndarray]) -> tuple[np.ndarray, int]:
+    """Sum of |products| of the layer producing an accumulator (for the float error bound), and its fan-in."""
+    if isinstance(layer, L.Conv):
+        pv = np.asarray(layer.pad_value)
+        centre = pv if pv.size > 1 else int(pv)
+        xa = np.abs(xs[0] - centre)
+        s = ops.conv(xa, np.abs(layer.weight), layer.stride, layer.pads, layer.groups, 0, layer.dilation)
+        return s, int(np.prod(layer.weight.shape[1:]))
+    if isinstance(layer, L.Dense):
+        return ops.dense(np.abs(xs[0]), np.abs(layer.weight)), layer.weight.shape[1]
+    if isinstance(layer, L.AvgPool):
+        return ops.pool_sum(np.abs(xs[0] - layer.pad_value), layer.kernel, layer.stride, layer.pads), \
+            layer.kernel[0] * layer.kernel[1]
+    if isinstance(layer, L.Add):
+        return np.abs(xs[0] * layer.ka) + np.abs(xs[1] * layer.kb), 2
+    return None, 1
+
+
+# ----------------------------------------------------------------------------- comparison
+def _ref_codes(design: Design, tname: str, ref_frames) -> np.ndarray | None:
+    """The reference's value of an IR tensor, as IR-layout codes (None if it has no reference)."""
+    t = design.tensors[tname]
+    if not t.onnx_name or not t.onnx_layout or t.onnx_name not in ref_frames[0]:
+        return None
+    r = _stack(ref_frames, t.onnx_name)
+    layout = dict(t.onnx_layout, ir_shape=t.shape)
+    r = to_ir_layout(r.reshape((r.shape[0],) + tuple(layout["shape"])), layout)
+    if np.issubdtype(r.dtype, np.integer):
+        return r.astype(np.int64)
+    if t.scale is None:
+        return None
+    if t.bipolar:
+        return np.where(r >= 0, 1, -1).astype(np.int64)
+    sc = np.asarray(t.scale, dtype=np.float64)
+    return np.rint(r.astype(np.float64) / sc + t.zero_point).astype(np.int64)
+
+
+def _compare(stat: Stat, got, ref, layer=None, acc=None, sabs=None, fan=1, allow_ties=True):
+    stat.compared += got.size
+    eq = got == ref
+    stat.exact += int(eq.sum())
+    bad = np.argwhere(~eq)
+    for idx in bad:
+        idx = tuple(idx)
+        ok = False
+        if allow_ties and isinstance(layer, L.Requant) and layer.chain and not layer.exact_f32:
+            if abs(int(got[idx]) - int(ref[idx])) <= (2 if layer.out_lo == -1 and layer.out_hi == 1 else 1):
+                chain = [op_from_json(o) if isinstance(o, dict) else o for o in layer.chain]
+                ok = near_tie(chain, idx[-1], int(acc[idx]), float(sabs[idx]) if sabs is not None else 0.0, fan)
+        if ok:
+            stat.near_ties += 1
+        else:
+            stat.unexplained += 1
+            if len(stat.examples) < 5:
+                stat.examples.append(f"{idx}: golden {got[idx]} reference {ref[idx]}"
+                                     + (f" (input {acc[idx]})" if acc is not None else ""))
+
+
+def check(design: Design, model, x: np.ndarray) -> Report:
+    """Compare golden and reference on a batch of float inputs x (ONNX layout, batch first)."""
+    refs = reference_run(model, design.flavour, x)
+    allow_ties = design.flavour != "qop"
+    stats: dict[str, Stat] = {}
+    env: dict[str, np.ndarray] = {}      # values fed forward: the reference's where it has one
+    for layer in design.layers:
+        st = Stat(layer.name, layer.op)
+        if isinstance(layer, L.Input):
+            got = encode_input(design, x)
+        else:
+            xs = [env[i] for i in layer.inputs]
+            got = run_layer(layer, xs)
+        ref = _ref_codes(design, layer.output, refs)
+        if ref is not None and ref.shape == got.shape:
+            sabs, fan = (None, 1)
+            acc = None
+            if isinstance(layer, L.Requant):
+                acc = env[layer.inputs[0]]
+                prod = design.producer(layer.inputs[0])
+                if prod is not None and not isinstance(prod, L.Input) and (got != ref).any():
+                    sabs, fan = _sabs(design, prod, [env[i] for i in prod.inputs])
+                if sabs is None:
+                    sabs = np.abs(acc).astype(np.float64)
+            _compare(st, got, ref, layer, acc, sabs, fan, allow_ties)
+            stats[layer.name] = st
+            env[layer.output] = ref
+        else:
+            env[layer.output] = got
+    # end to end: golden from the input alone
+    from .model import run as golden_run, output_float
+    genv = golden_run(design, x)
+    e2e = Stat("end-to-end", "output")
+    ref_scores = _ref_codes(design, design.scores, refs)
+    got_scores = genv[design.scores]
+    b = design.output_boundary
+    if ref_scores is not None:
+        e2e.compared = got_scores.size
+        e2e.exact = int((got_scores == ref_scores).sum())
+        # end-to-end mismatches are explained when the layer-by-layer check explained every one upstream
+        diff = int((got_scores != ref_scores).sum())
+        if diff:
+            upstream_ok = all(s.unexplained == 0 for s in stats.values())
+            e2e.near_ties, e2e.unexplained = (diff, 0) if upstream_ok and allow_ties else (0, diff)
+    else:
+        gf = output_float(design, genv)
+        rf = _stack(refs, b["onnx_name"]).reshape(gf.shape)
+        e2e.compared = gf.size
+        e2e.exact = int((gf == rf).sum())
+        diff = gf != rf
+        if diff.any():
+            scale = np.maximum(np.abs(rf), np.abs(gf)).max()
+            bound = float(design.tensors[design.scores].elements + 16) * U * 64 * max(scale, 1e-30)
+            ok = np.abs(gf - rf) <= bound
+            e2e.near_ties = int((diff & ok).sum())
+            e2e.unexplained = int((diff & ~ok).sum())
+            for idx in np.argwhere(diff & ~ok)[:5]:
+                e2e.examples.append(f"{tuple(idx)}: golden {gf[tuple(idx)]} reference {rf[tuple(idx)]}")
+    rep = Report(layers=stats, end_to_end=e2e, frames=x.shape[0])
+    # arg-max agreement on the model's output
+    out_name = model.graph.output[0].name
+    ro = _stack(refs, out_name)
+    if design.output != design.scores:
+        label = genv[design.output].reshape(x.shape[0], -1)[:, 0]
+        if b.get("kind") == "ArgMax":
+            ref_label = ro.reshape(x.shape[0], -1)[:, 0]
+        else:
+            ref_label = ro.reshape(x.shape[0], -1).argmax(1)
+    else:
+        gf = output_float(design, genv)
+        label = gf.reshape(x.shape[0], -1).argmax(1)
+        ref_label = ro.reshape(x.shape[0], -1).argmax(1)
+    rep.argmax_total = x.shape[0]
+    rep.argmax_agree = int((label == ref_label).sum())
+    # an arg-max disagreement is explained only by a (proven) near-tie upstream
+    rep.strict_argmax = not (allow_ties and (e2e.near_ties > 0 or any(s.near_ties for s in stats.values())))
+    return rep
+
+
+def sample_inputs(design: Design, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Random float inputs on the input quantiser's grid: random codes, decoded through the input chain.
+
+    We draw codes and search, per element, for a float32 value the input chain maps to that code: the decoded
+    value (code - zp) * scale pushed back through the pre-processing, then verified by re-encoding.
+    """
+    inp = design.layers[0]
+    t = design.tensors[inp.output]
+    chain = [op_from_json(o) if isinstance(o, dict) else o for o in inp.chain]
+    # candidate float values: a dense grid over the plausible input range, keep those hitting distinct codes
+    grid = _input_grid(chain, t)
+    layout = dict(inp.graph_layout, ir_shape=t.shape)
+    cand = np.broadcast_to(grid[:, None], (grid.size, t.channels)).astype(np.float32)
+    codes = chain_f32(chain, cand.reshape(grid.size, 1, 1, t.channels), axis=-1).reshape(grid.size, t.channels)
+    xs = np.empty((n,) + t.shape, dtype=np.float32)
+    for c in range(t.channels):
+        vals, first = np.unique(codes[:, c], return_index=True)
+        pick = rng.integers(0, len(first), size=(n,) + t.shape[:2])
+        xs[..., c] = grid[first][pick]
+    return from_ir_layout(xs, layout).astype(np.float32)
+
+
+def _input_grid(chain, t) -> np.ndarray:
+    """float32 values to try as inputs: images k/255, and a fine sweep of a symmetric range."""
+    imgs = (np.arange(256, dtype=np.float32) / np.float32(255)).astype(np.float32)
+    sweep = np.linspace(-64, 64, 2 ** 16 + 1, dtype=np.float32)
+    scale = np.asarray(t.scale if t.scale else (1.0,), dtype=np.float32)
+    codes = np.arange(t.lo, t.hi + 1, dtype=np.float32)
+    deq = ((codes[:, None] - np.float32(t.zero_point)) * scale[None, :]).astype(np.float32).ravel()
+    pre = [op for op in chain if not isinstance(op, (Round, Clip, Sign))]
+    return np.unique(np.concatenate([imgs, sweep, deq, -imgs] + ([] if pre else []))).astype(np.float32)
