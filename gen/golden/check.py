@@ -33,6 +33,7 @@ class Stat:
     near_ties: int = 0
     unexplained: int = 0
     examples: list = field(default_factory=list)
+    tie_frames: set = field(default_factory=set)
 
     def add(self, other: "Stat"):
         self.compared += other.compared
@@ -52,10 +53,10 @@ class Report:
 
     @property
     def unexplained(self) -> int:
-        return sum(s.unexplained for s in self.layers.values()) + self.end_to_end.unexplained + (
-            self.argmax_total - self.argmax_agree if self.strict_argmax else 0)
+        return sum(s.unexplained for s in self.layers.values()) + self.end_to_end.unexplained + \
+            self.argmax_unexplained
 
-    strict_argmax: bool = True
+    argmax_unexplained: int = 0
 
 
 # ----------------------------------------------------------------------------- reference executors
@@ -192,6 +193,7 @@ def _compare(stat: Stat, got, ref, layer=None, acc=None, sabs=None, fan=1, allow
                 ok = near_tie(chain, idx[-1], int(acc[idx]), float(sabs[idx]) if sabs is not None else 0.0, fan)
         if ok:
             stat.near_ties += 1
+            stat.tie_frames.add(int(idx[0]))
         else:
             stat.unexplained += 1
             if len(stat.examples) < 5:
@@ -232,6 +234,10 @@ def check(design: Design, model, x: np.ndarray) -> Report:
     from .model import run as golden_run, output_float
     genv = golden_run(design, x)
     e2e = Stat("end-to-end", "output")
+    # frames where a proven near-tie upstream may legitimately change the output
+    tie_frames = set().union(*(s.tie_frames for s in stats.values())) if stats else set()
+    tied = np.zeros(x.shape[0], dtype=bool)
+    tied[list(tie_frames)] = True
     ref_scores = _ref_codes(design, design.scores, refs)
     got_scores = genv[design.scores]
     b = design.output_boundary
@@ -239,10 +245,12 @@ def check(design: Design, model, x: np.ndarray) -> Report:
         e2e.compared = got_scores.size
         e2e.exact = int((got_scores == ref_scores).sum())
         # end-to-end mismatches are explained when the layer-by-layer check explained every one upstream
-        diff = int((got_scores != ref_scores).sum())
-        if diff:
-            upstream_ok = all(s.unexplained == 0 for s in stats.values())
-            e2e.near_ties, e2e.unexplained = (diff, 0) if upstream_ok and allow_ties else (0, diff)
+        diff = got_scores != ref_scores
+        frame_tied = tied.reshape((-1,) + (1,) * (diff.ndim - 1))
+        e2e.near_ties = int((diff & frame_tied).sum())
+        e2e.unexplained = int((diff & ~frame_tied).sum())
+        for idx in np.argwhere(diff & ~frame_tied)[:5]:
+            e2e.examples.append(f"{tuple(idx)}: golden {got_scores[tuple(idx)]} reference {ref_scores[tuple(idx)]}")
     else:
         gf = output_float(design, genv)
         rf = _stack(refs, b["onnx_name"]).reshape(gf.shape)
@@ -252,7 +260,7 @@ def check(design: Design, model, x: np.ndarray) -> Report:
         if diff.any():
             scale = np.maximum(np.abs(rf), np.abs(gf)).max()
             bound = float(design.tensors[design.scores].elements + 16) * U * 64 * max(scale, 1e-30)
-            ok = np.abs(gf - rf) <= bound
+            ok = (np.abs(gf - rf) <= bound) | tied.reshape((-1,) + (1,) * (gf.ndim - 1))
             e2e.near_ties = int((diff & ok).sum())
             e2e.unexplained = int((diff & ~ok).sum())
             for idx in np.argwhere(diff & ~ok)[:5]:
@@ -273,8 +281,8 @@ def check(design: Design, model, x: np.ndarray) -> Report:
         ref_label = ro.reshape(x.shape[0], -1).argmax(1)
     rep.argmax_total = x.shape[0]
     rep.argmax_agree = int((label == ref_label).sum())
-    # an arg-max disagreement is explained only by a (proven) near-tie upstream
-    rep.strict_argmax = not (allow_ties and (e2e.near_ties > 0 or any(s.near_ties for s in stats.values())))
+    # an arg-max disagreement is explained only by a (proven) near-tie upstream in the same frame
+    rep.argmax_unexplained = int(((label != ref_label) & ~tied).sum())
     return rep
 
 
@@ -301,11 +309,12 @@ def sample_inputs(design: Design, n: int, rng: np.random.Generator) -> np.ndarra
 
 
 def _input_grid(chain, t) -> np.ndarray:
-    """float32 values to try as inputs: images k/255, and a fine sweep of a symmetric range."""
+    """float32 values to try as inputs: images k/255, the decoded codes, and a fine sweep of a range."""
     imgs = (np.arange(256, dtype=np.float32) / np.float32(255)).astype(np.float32)
     sweep = np.linspace(-64, 64, 2 ** 16 + 1, dtype=np.float32)
     scale = np.asarray(t.scale if t.scale else (1.0,), dtype=np.float32)
     codes = np.arange(t.lo, t.hi + 1, dtype=np.float32)
     deq = ((codes[:, None] - np.float32(t.zero_point)) * scale[None, :]).astype(np.float32).ravel()
-    pre = [op for op in chain if not isinstance(op, (Round, Clip, Sign))]
-    return np.unique(np.concatenate([imgs, sweep, deq, -imgs] + ([] if pre else []))).astype(np.float32)
+    # order matters: sample_inputs takes, for each code, the first candidate reaching it, so images k/255 and
+    # the decoded grid win over the sweep (whose clipped extremes would not be on the grid)
+    return np.concatenate([imgs, deq, sweep]).astype(np.float32)
