@@ -12,6 +12,7 @@ See the docstrings of qonnx_models.py and ort_models.py for the kinds.
 """
 
 from .common import FLAVOURS, GenModel, InputGrid, reference_run
+from .ort_models import QDQ_KINDS, QOP_KINDS, qdq_model, qdq_models, qop_model, qop_models
 from .qonnx_models import QONNX_KINDS, qonnx_model, qonnx_models
 
 __all__ = [
@@ -22,4 +23,10 @@ __all__ = [
     "QONNX_KINDS",
     "qonnx_model",
     "qonnx_models",
+    "QDQ_KINDS",
+    "qdq_model",
+    "qdq_models",
+    "QOP_KINDS",
+    "qop_model",
+    "qop_models",
 ]

@@ -591,6 +591,16 @@ def _k_preprocess(n: _Net):
     c, h, w = n.rand_chw(4)
     variant = n.pick(["mul255", "2x-1", "norm", "affine", "raw"])
     b = n.b
+    def gain(y, a):  # y * a, written as Mul(a) or Div(1/a)
+        if n.rbool():
+            return b.op("Mul", [y, b.const(f32(a), "gain")])
+        return b.op("Div", [y, b.const(f32(1 / a), "inv_gain")])
+
+    def offset(y, c):  # y + c, written as Add(c) or Sub(-c)
+        if n.rbool():
+            return b.op("Sub", [y, b.const(f32(-c), "offset")])
+        return b.op("Add", [y, b.const(f32(c), "offset")])
+
     if variant == "raw":  # integer pixels 0..255 -> /255 -> Quant(1/255)
         n.grid = InputGrid(divisor=1.0, qmin=0, qmax=255)
         x = n.add_input((c, h, w))
@@ -599,20 +609,16 @@ def _k_preprocess(n: _Net):
     elif variant == "mul255":
         n.grid = InputGrid(divisor=255.0, qmin=0, qmax=255)
         x = n.add_input((c, h, w))
-        y = b.op("Mul", [x, b.const(f32(255), "c255")])
+        y = gain(x, 255.0)
         q = n.quant(y, 8, False, scale=f32(1.0))
     elif variant == "2x-1":
         n.grid = InputGrid(divisor=255.0, qmin=64, qmax=191)  # 2k-255 in [-127, 127]
         x = n.add_input((c, h, w))
-        y = b.op("Mul", [x, b.const(f32(2), "two")])
-        if n.rbool():
-            y = b.op("Sub", [y, b.const(f32(1), "one")])
-        else:
-            y = b.op("Add", [y, b.const(f32(-1), "minus_one")])
+        y = offset(gain(x, 2.0), -1.0)
         q = n.quant(y, 8, True, narrow=n.rbool(), scale=f32(1 / 255))
     elif variant == "norm":  # (x - m/255) / sd, like ImageNet normalisation
         m = n.rint(0, 255)
-        sd = float(rng.choice([0.229, 0.224, 0.225, 0.5, rng.uniform(0.1, 1.0)]))
+        sd = float(n.pick([0.229, 0.224, 0.225, 0.5, float(rng.uniform(0.1, 1.0))]))
         n.grid = InputGrid(divisor=255.0, qmin=max(0, m - 127), qmax=min(255, m + 127))
         x = n.add_input((c, h, w))
         y = b.op("Sub", [x, b.const(f32(m / 255), "mean")])
@@ -620,11 +626,10 @@ def _k_preprocess(n: _Net):
         q = n.quant(y, 8, True, narrow=n.rbool(), scale=f32(1 / (255 * sd)))
     else:  # affine: (x + j/255) * a
         j = n.rint(0, 64)
-        a = float(rng.choice([2.0, 0.5, rng.uniform(0.2, 3.0)]))
+        a = float(n.pick([2.0, 0.5, float(rng.uniform(0.2, 3.0))]))
         n.grid = InputGrid(divisor=255.0, qmin=0, qmax=255 - j)
         x = n.add_input((c, h, w))
-        y = b.op("Add", [x, b.const(f32(j / 255), "offset")])
-        y = b.op("Mul", [y, b.const(f32(a), "gain")])
+        y = gain(offset(x, j / 255), a)
         q = n.quant(y, 8, False, scale=f32(a / 255))
     n.log("preprocess", variant)
     x = n.conv(q, act="relu")
