@@ -56,6 +56,12 @@ def read_model(path) -> onnx.ModelProto:
 def prepare(model: onnx.ModelProto, flavour: str) -> onnx.ModelProto:
     """The graph both we and the reference executor see: qonnx cleanup for QONNX, the model itself otherwise."""
     if flavour == "qonnx":
+        # qonnx executes one fixed shape: pin a dynamic batch axis to 1 (gen streams one frame at a time)
+        for vi in list(model.graph.input) + list(model.graph.output):
+            dims = vi.type.tensor_type.shape.dim
+            if len(dims) and not dims[0].HasField("dim_value"):
+                dims[0].dim_value = 1
+        del model.graph.value_info[:]
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.util.cleanup import cleanup_model
         with warnings.catch_warnings():

@@ -208,8 +208,12 @@ class Lowering:
         self.input_name = vi.name
         self.input_shape = tuple(body)
         if len(body) == 3:
-            # NCHW, unless the last axis is the small one (NHWC, e.g. QKeras/TF exports)
-            nhwc = body[2] <= 4 < body[0] and body[1] > 4
+            # NCHW, unless the model transposes it to NCHW first or the last axis is the small one (NHWC,
+            # e.g. QKeras/TF exports)
+            first = self.consumers.get(vi.name, [])
+            to_nchw = any(n.op_type == "Transpose" and list(_attrs(n).get("perm", [])) == [0, 3, 1, 2]
+                          for n in first)
+            nhwc = to_nchw or (body[2] <= 4 < body[0] and body[1] > 4)
             if nhwc:
                 ir = (body[0], body[1], body[2])
                 index = np.arange(np.prod(ir)).reshape(ir)
@@ -626,8 +630,10 @@ class Lowering:
         lin = self.lin_in(node)
         C = self.t(lin.tensor).channels
         eps = frac(np.float32(_attrs(node).get("epsilon", 1e-5)))
-        gamma, beta, mean, var = (self.chan_const(node, self.const(node, i).astype(np.float32), self._chan_index(lin),
-                                                  C) for i in (1, 2, 3, 4))
+        # BatchNorm parameters run along ONNX axis 1 (the channel): shape them (C, 1, 1) to broadcast
+        pshape = (-1,) + (1,) * (lin.index.ndim - 1)
+        gamma, beta, mean, var = (self.chan_const(node, self.const(node, i).astype(np.float32).reshape(pshape),
+                                                  lin.index, C) for i in (1, 2, 3, 4))
         a, b = [], []
         for c in range(C):
             g_, b_, m_, v_ = (frac(x[c if x.size > 1 else 0]) for x in (gamma, beta, mean, var))
@@ -635,11 +641,6 @@ class Lowering:
             a.append(s)
             b.append(b_ - m_ * s)
         self.values[node.output[0]] = lin.with_ops([Affine(a, b)])
-
-    def _chan_index(self, lin):
-        """Index map of a per-channel constant: ONNX axis 1 is the channel; shape it like (C, 1, 1)."""
-        idx = lin.index
-        return idx
 
     def _binary(self, node, kind):
         a, b = (self.values.get(i) for i in node.input[:2])
@@ -1120,7 +1121,7 @@ class Lowering:
         M = [int(x / u) for x in a]
         B = [int(x / u) for x in b]
         prod = self.design.producer(lin.tensor)
-        if not isinstance(prod, (Dense, Conv)) or max(M) > (1 << 16):
+        if not isinstance(prod, (Dense, Conv)) or max(M) > (1 << 40):
             raise GenError("arg-max at the output: the per-class scales/biases cannot be folded into integers")
         i = self.design.layers.index(prod)
         Mv = np.array(M, dtype=np.int64)

@@ -25,7 +25,7 @@ def env() -> jinja2.Environment:
     if _env is None:
         _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), undefined=jinja2.StrictUndefined,
                                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-        _env.globals.update(clog2=clog2, hexw=hexw, max=max, min=min, enumerate=enumerate, len=len)
+        _env.globals.update(clog2=clog2, hexw=hexw, shex=shex, max=max, min=min, enumerate=enumerate, len=len)
     return _env
 
 
@@ -84,6 +84,11 @@ def value_range(bits: int, signed: bool, bipolar: bool = False) -> tuple[int, in
 def hexw(value: int, width: int) -> str:
     """SystemVerilog sized hex literal of a (possibly negative) value in `width` bits."""
     return f"{width}'h{int(value) & ((1 << width) - 1):x}"
+
+
+def shex(value: int, width: int) -> str:
+    """Signed sized literal of a (possibly negative) value."""
+    return f"$signed({hexw(value, width)})"
 
 
 # ------------------------------------------------------------------------------------------------ packing
