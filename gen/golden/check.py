@@ -262,6 +262,8 @@ def check(design: Design, model, x: np.ndarray) -> Report:
             bound = float(design.tensors[design.scores].elements + 16) * U * 64 * max(scale, 1e-30)
             ok = (np.abs(gf - rf) <= bound) | tied.reshape((-1,) + (1,) * (gf.ndim - 1))
             e2e.near_ties = int((diff & ok).sum())
+            # a float output within the proven bound may also flip a close arg-max
+            tied = tied | (diff & ok).reshape(x.shape[0], -1).any(1)
             e2e.unexplained = int((diff & ~ok).sum())
             for idx in np.argwhere(diff & ~ok)[:5]:
                 e2e.examples.append(f"{tuple(idx)}: golden {gf[tuple(idx)]} reference {rf[tuple(idx)]}")
