@@ -280,7 +280,10 @@ class _Net:
         if bias is None:
             bias = self.rbool(0.6)
         if bias:
-            ins.append(self.b.const(rng.normal(0, 1, cout).astype(np.float32) * np.float32(np.sqrt(k * k * c / groups)) * 0.3, "bias"))
+            # about 0.4 x the std of the conv output (weights ~ N(0, 1), inputs of rms `rms`)
+            rms = float(np.sqrt(np.mean(self.b.value(x).astype(np.float64) ** 2))) or 1.0
+            bias_v = rng.normal(0, 0.4 * rms * np.sqrt(k * k * c / groups), cout)
+            ins.append(self.b.const(bias_v.astype(np.float32), "bias"))
         attrs = dict(kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p])
         if groups != 1 or self.rbool(0.5):
             attrs["group"] = groups
@@ -301,7 +304,8 @@ class _Net:
         style = style or self.pick(["matmul", "matmul_t", "gemm"])
         if bias is None:
             bias = style == "gemm" or self.rbool(0.5)
-        bias_v = rng.normal(0, 1, nout).astype(np.float32) * np.float32(np.sqrt(kin) * 0.3)
+        rms = float(np.sqrt(np.mean(self.b.value(x).astype(np.float64) ** 2))) or 1.0
+        bias_v = rng.normal(0, 0.4 * rms * np.sqrt(kin), nout).astype(np.float32)
         if style == "gemm":
             wq = self.weight(rng.normal(0, 1, (nout, kin)), axis=0, bits=wbits, bipolar=bipolar_w)
             ins = [x, wq] + ([self.b.const(bias_v, "bias")] if bias else [])
