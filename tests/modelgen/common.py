@@ -74,6 +74,16 @@ class GenModel:
         shape = (n, *self.input_shape[1:])
         return self.grid.to_float(self.grid.sample_codes(shape, rng))
 
+    def __getstate__(self):  # the executor cache (onnxruntime sessions) is neither picklable nor copyable
+        state = dict(self.__dict__)
+        state["_cache"] = {}
+        return state
+
+    def __deepcopy__(self, memo):
+        new = copy.copy(self)
+        new.__dict__.update(copy.deepcopy(self.__getstate__(), memo))
+        return new
+
     def op_types(self) -> set:
         return {nd.op_type for nd in self.model.graph.node}
 
@@ -102,13 +112,18 @@ def reference_run(gm: GenModel, x: np.ndarray, **kw) -> np.ndarray:
     return _ort_run(gm, x, kw.get("opt_level"))
 
 
+def _model_key(model: onnx.ModelProto) -> int:
+    """Cache key of the model's current content (a test may edit gm.model after a first run)."""
+    return hash(model.SerializeToString(deterministic=True))
+
+
 def _qonnx_run(gm: GenModel, x: np.ndarray) -> np.ndarray:
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.util.cleanup import cleanup_model
 
     n = x.shape[0]
-    key = ("qonnx", n)
+    key = ("qonnx", n, _model_key(gm.model))
     if key not in gm._cache:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -127,7 +142,7 @@ def _ort_run(gm: GenModel, x: np.ndarray, opt_level=None) -> np.ndarray:
 
     if opt_level is None:
         opt_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    key = ("ort", int(opt_level))
+    key = ("ort", int(opt_level), _model_key(gm.model))
     if key not in gm._cache:
         so = ort.SessionOptions()
         so.graph_optimization_level = opt_level
