@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 BREVITAS_DOMAIN = "onnx.brevitas"  # older Brevitas exports
