@@ -157,6 +157,7 @@ class Rendered:
     streams: list[Stream] = field(default_factory=list)
     params: dict = field(default_factory=dict)
     cycles_per_frame: int = 0      # analytic, without back-pressure (steady state)
+    extra: dict = field(default_factory=dict)  # kernel-specific facts (latency, widths, ...)
 
     def write(self, outdir: str | Path) -> list[Path]:
         outdir = Path(outdir)

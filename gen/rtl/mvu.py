@@ -1,0 +1,183 @@
+"""Matrix-vector unit (Conv after a sliding window, Dense, depthwise Conv) with fused requantisation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import (Rendered, Stream, axis_ports, Port, clog2, encode, header, mem_text, module_name,
+                     pack_words, pow2_at_least, ram_style_for, render_template, sbits, value_range)
+from .requant import RequantSpec, requant_ctx
+
+
+def mvu_matrix(weight: np.ndarray) -> np.ndarray:
+    """Conv weight (OC, KH, KW, IC/groups) or Dense weight (OC, MW) -> the (MH, MW) matrix the mvu streams."""
+    w = np.asarray(weight)
+    return w.reshape(w.shape[0], -1)
+
+
+def acc_range(w: np.ndarray, a_lo: int, a_hi: int, bias=None) -> tuple[int, int]:
+    """Exact accumulator range over all inputs in [a_lo, a_hi], per channel, then over channels."""
+    w = np.asarray(w, dtype=np.int64)
+    hi = np.maximum(w * a_lo, w * a_hi).sum(axis=1)
+    lo = np.minimum(w * a_lo, w * a_hi).sum(axis=1)
+    if bias is not None:
+        b = np.broadcast_to(np.asarray(bias, dtype=np.int64), hi.shape)
+        hi, lo = hi + b, lo + b
+    return int(lo.min()), int(hi.max())
+
+
+def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: int, a_bits: int,
+               w_signed: bool = True, a_signed: bool = False, w_bipolar: bool = False, a_bipolar: bool = False,
+               num_pix: int = 1, depthwise: bool = False, bias: np.ndarray | None = None,
+               requant: RequantSpec | None = None, acc_bits: int | None = None, ram_style: str = "auto",
+               use_dsp: bool | None = None, runtime_writable: bool = False, mem_dir: str = "",
+               tree_reg_every: int = 2, ir_params: dict | None = None) -> Rendered:
+    """Render an mvu for `weights` (MH, MW) (use mvu_matrix() for Conv weights).
+
+    Non-depthwise: the input is, per output pixel, MW elements (window order KH, KW, IC) in MW/SIMD beats; the
+    output is MH channels in MH/PE beats. Depthwise (simd == pe): per pixel, C/PE channel folds of K*K beats
+    (swg depthwise order), weights (C, K*K), output C channels in C/PE beats.
+    `ir_params` adds the IR's names (IFM_CH, OFM_CH, K, OFM_DIM, ...) to the header and localparams.
+    """
+    W = np.asarray(weights, dtype=np.int64)
+    assert W.ndim == 2
+    mh, mw = W.shape
+    requant = requant or RequantSpec("none")
+    if depthwise:
+        assert simd == pe, "depthwise mvu: one lane per PE (SIMD == PE)"
+    assert mh % pe == 0, f"MH={mh} not divisible by PE={pe}"
+    lanes = 1 if depthwise else simd
+    if not depthwise:
+        assert mw % simd == 0, f"MW={mw} not divisible by SIMD={simd}"
+    nf, sf = mh // pe, (mw if depthwise else mw // simd)
+    xnor = w_bipolar and a_bipolar
+    if w_bipolar or a_bipolar:
+        assert (not w_bipolar or w_bits == 1) and (not a_bipolar or a_bits == 1)
+    w_lo, w_hi = value_range(w_bits, w_signed, w_bipolar)
+    a_lo, a_hi = value_range(a_bits, a_signed, a_bipolar)
+    assert W.min() >= w_lo and W.max() <= w_hi, "weights out of range"
+    if use_dsp is None:
+        use_dsp = (not (w_bipolar or a_bipolar)) and w_bits >= 5 and a_bits >= 5
+    if w_bipolar or a_bipolar:
+        use_dsp = False
+
+    # -- widths ---------------------------------------------------------------------------------------------
+    corners = [x * y for x in (w_lo, w_hi) for y in (a_lo, a_hi)]
+    p_lo, p_hi = (0, 1) if xnor else (min(corners), max(corners))
+    P = sbits(p_lo, p_hi)
+    levels = [dict(l=0, n=lanes, w=P, reg=True, cnt=[1] * lanes)]
+    while levels[-1]["n"] > 1:
+        prev = levels[-1]
+        cnt = [sum(prev["cnt"][2 * i:2 * i + 2]) for i in range((prev["n"] + 1) // 2)]
+        levels.append(dict(l=prev["l"] + 1, n=len(cnt), cnt=cnt, w=sbits(max(cnt) * p_lo, max(cnt) * p_hi),
+                           reg=((prev["l"] + 1) % tree_reg_every == 0)))
+    levels[-1]["reg"] = True
+    tree_regs = sum(1 for lv in levels[1:] if lv["reg"])
+    if runtime_writable:
+        blo, bhi = (0, 0)
+        if bias is not None:
+            b = np.asarray(bias, dtype=np.int64)
+            blo, bhi = int(b.min()), int(b.max())
+        k = mw if not depthwise else mw
+        lo, hi = k * min(corners) + blo, k * max(corners) + bhi
+    else:
+        lo, hi = acc_range(W, a_lo, a_hi, bias)
+    need = sbits(lo, hi)
+    if acc_bits is None:
+        acc_bits = need
+    assert acc_bits >= need, f"ACC_BITS={acc_bits} < {need} needed for [{lo}, {hi}]"
+
+    # -- memories -------------------------------------------------------------------------------------------
+    ww = lanes * w_bits
+    wdepth = nf * sf
+    enc = encode(W, w_bits, w_bipolar)
+    name = module_name("mvu", layer)
+    mem_files, mem_paths = {}, []
+    for p in range(pe):
+        rows = []
+        for n in range(nf):
+            ch = n * pe + p
+            for s in range(sf):
+                rows.append(enc[ch, s * lanes:(s + 1) * lanes])
+        fname = f"{name}_w{p}.mem"
+        mem_files[fname] = mem_text(pack_words(np.array(rows).reshape(wdepth, lanes), w_bits), ww)
+        mem_paths.append(f"{mem_dir.rstrip('/') + '/' if mem_dir else ''}{fname}")
+    w_style = ram_style_for(ww * wdepth, wdepth, ram_style)
+    if runtime_writable and w_style == "registers":
+        w_style = "distributed"
+    need_ibuf = (not depthwise) and nf > 1
+    ibuf_style = ram_style_for(simd * a_bits * sf, sf)
+
+    # -- operand expressions (lane s of the PE's weight word `wv` / activation word `av`) ---------------------
+    def ext(sig, bits, signed):
+        sl = f"{sig}[s*{bits} +: {bits}]"
+        return (f"$signed({sl})", bits) if signed else (f"$signed({{1'b0, {sl}}})", bits + 1)
+    w_ext, w_xw = ext("wv", w_bits, w_signed)
+    a_ext, a_xw = ext("av", a_bits, a_signed)
+    if a_xw <= w_xw:
+        mul_x, mul_xw, mul_y, mul_yw = w_ext, w_xw, a_ext, a_xw
+    else:
+        mul_x, mul_xw, mul_y, mul_yw = a_ext, a_xw, w_ext, w_xw
+
+    rq = requant_ctx(requant, mh, pe, lo, hi, acc_bits, din="acc_all", din_valid="acc_v", din_idx="acc_n",
+                     din_last="acc_t")
+    rq_uses_idx = requant.mode != "none" and nf > 1
+    has_bias = bias is not None
+    need_n = nf > 1 and (has_bias or rq_uses_idx)
+    lat = 2 + tree_regs + 1 + rq["lat"]  # issue -> push
+    oq_depth = pow2_at_least(lat + 2)
+    o_bits = rq["ob"]
+
+    params = dict(MW=mw, MH=mh, PE=pe, SIMD=simd, W_BITS=w_bits, A_BITS=a_bits, ACC_BITS=acc_bits, O_BITS=o_bits,
+                  NUM_PIX=num_pix, NF=nf, SF=sf)
+    if ir_params:
+        params.update({k.upper(): int(v) for k, v in ir_params.items()})
+    ctx = dict(
+        name=name, params=params,
+        header=header("mvu", name, layer, {k: params[k] for k in params},
+                      f"Weights {'writable at run time, ' if runtime_writable else ''}in {name}_w<pe>.mem; "
+                      f"analytic cycles per frame = MH/PE * MW/SIMD * pixels = {nf * sf * num_pix}."),
+        MH=mh, MW=mw, PE=pe, SIMD=simd, LANES=lanes, DW=depthwise, NF=nf, SF=sf, NUM_PIX=num_pix,
+        SFW=clog2(sf), NFW=clog2(nf), PIXW=clog2(num_pix), WDEPTH=wdepth, WAW=clog2(wdepth), WW=ww,
+        W_BITS=w_bits, A_BITS=a_bits, W_SIGNED=w_signed, A_SIGNED=a_signed, W_BIPOLAR=w_bipolar,
+        A_BIPOLAR=a_bipolar, XNOR=xnor, USE_DSP=use_dsp, P=P, LEVELS=levels, TREE_REGS=tree_regs,
+        ACC_BITS=acc_bits, O_BITS=o_bits, HAS_BIAS=has_bias, NEED_IBUF=need_ibuf, IBUF_RAM_STYLE=ibuf_style,
+        W_RAM_STYLE=w_style, mem_files=list(mem_files), mem_paths=mem_paths, CFG=runtime_writable,
+        PEW=clog2(pe), CFG_AW=clog2(pe) + max(clog2(wdepth), 1), W_EXT=w_ext, A_EXT=a_ext,
+        MUL_X=mul_x, MUL_XW=mul_xw, MUL_Y=mul_y, MUL_YW=mul_yw, RQ=rq, RQ_MODE=requant.mode, RQ_LAT=rq["lat"],
+        RQ_USES_IDX=rq_uses_idx, NEED_N=need_n, LAT=lat, OQ_DEPTH=oq_depth,
+        OQ=dict(width=pe * o_bits, depth=oq_depth, aw=clog2(oq_depth), lat=lat, reserve="(issue && last_sf)",
+                push="rq_valid", push_data="rq_dout", push_last="rq_last"),
+    )
+    if has_bias:
+        b = np.broadcast_to(np.asarray(bias, dtype=np.int64), (mh,))
+        ctx["BIAS_WORDS"] = pack_words(b.reshape(nf, pe), acc_bits)
+    sv = render_template("mvu.sv.j2", **ctx)
+    ports = [Port("clk", "input", 1), Port("rst", "input", 1)] + axis_ports("s_axis", "in", simd * a_bits)
+    if runtime_writable:
+        ports += [Port("cfg_we", "input", 1), Port("cfg_addr", "input", ctx["CFG_AW"]), Port("cfg_data", "input", ww)]
+    ports += axis_ports("m_axis", "out", pe * o_bits)
+    r = Rendered("mvu", name, sv, mem_files, ports,
+                 [Stream("s_axis", "in", simd, a_bits), Stream("m_axis", "out", pe, o_bits)],
+                 params, cycles_per_frame=nf * sf * num_pix)
+    r.extra = dict(rq=rq, acc_range=(lo, hi), latency=lat + 1, w_ram_style=w_style, cfg_aw=ctx["CFG_AW"],
+                   waw=max(clog2(wdepth), 1), pew=clog2(pe))
+    return r
+
+
+def mvu_weight_words(weights: np.ndarray, *, pe: int, simd: int, w_bits: int, w_bipolar: bool = False,
+                     depthwise: bool = False) -> list[tuple[int, int]]:
+    """(cfg_addr, cfg_data) pairs that write `weights` through the run-time configuration port."""
+    W = np.asarray(weights, dtype=np.int64)
+    mh, mw = W.shape
+    lanes = 1 if depthwise else simd
+    nf, sf = mh // pe, mw // lanes
+    waw = max(clog2(nf * sf), 1)
+    enc = encode(W, w_bits, w_bipolar)
+    out = []
+    for p in range(pe):
+        for n in range(nf):
+            for s in range(sf):
+                word = pack_words(enc[n * pe + p, s * lanes:(s + 1) * lanes][None, :], w_bits)[0]
+                out.append(((p << waw) | (n * sf + s), word))
+    return out

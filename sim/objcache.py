@@ -1,0 +1,46 @@
+"""Compiler wrapper (Verilator's OBJCACHE hook) caching the design-independent runtime objects.
+
+Verilator rebuilds verilated.o, verilated_vpi.o, ... and cocotb's verilator.o in every fresh build directory
+(about 10 s of CPU here). They do not depend on the design, so we keep one copy per compiler command line.
+Everything else is compiled normally.
+
+usage (set by sim.runner): OBJCACHE="<python> sim/objcache.py" make ...
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+CACHE = Path(os.environ.get("GEN_OBJCACHE_DIR", Path(__file__).resolve().parents[1] / "build" / "sim_cache" / "objs"))
+
+
+def main(argv: list[str]) -> int:
+    src = argv[-1]
+    cacheable = src.endswith(".cpp") and ("/verilator/include/" in src or "/share/lib/verilator/" in src)
+    if not cacheable or "-o" not in argv:
+        return subprocess.call(argv)
+    out = argv[argv.index("-o") + 1]
+    st = os.stat(src)
+    key = hashlib.sha256("\0".join(argv + [str(st.st_size), str(int(st.st_mtime))]).encode()).hexdigest()[:24]
+    obj = CACHE / f"{Path(out).stem}-{key}.o"
+    dep = CACHE / f"{Path(out).stem}-{key}.d"
+    if obj.exists() and dep.exists():
+        shutil.copyfile(obj, out)
+        shutil.copyfile(dep, Path(out).with_suffix(".d"))
+        return 0
+    rc = subprocess.call(argv)
+    if rc == 0:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        for a, b in ((out, obj), (Path(out).with_suffix(".d"), dep)):
+            if Path(a).exists():
+                tmp = b.with_suffix(f".tmp{os.getpid()}")
+                shutil.copyfile(a, tmp)
+                os.replace(tmp, b)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
