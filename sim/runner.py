@@ -162,6 +162,8 @@ def build(top: str, instances: list[tuple[str, object]], extra_sv: dict[str, str
             (src / k).write_text(v)
         env = tool_env()
         env["OBJCACHE"] = f"{sys.executable} {REPO / 'sim' / 'objcache.py'}"
+        # the PyPI wheel's verilated.mk leaves the precompiled-header include flag empty (breaks split builds)
+        env["MAKEFLAGS"] = " ".join(x for x in [env.get("MAKEFLAGS", ""), "CFG_CXXFLAGS_PCH_I=-include"] if x)
         # at most 2 compiler jobs on this 2-core machine, counting the other pytest-xdist worker
         cr.MAX_PARALLEL_BUILD_JOBS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
         run = cr.get_runner("verilator")

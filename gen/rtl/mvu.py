@@ -64,22 +64,12 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
     # -- widths ---------------------------------------------------------------------------------------------
     corners = [x * y for x in (w_lo, w_hi) for y in (a_lo, a_hi)]
     p_lo, p_hi = (0, 1) if xnor else (min(corners), max(corners))
-    P = sbits(p_lo, p_hi)
-    levels = [dict(l=0, n=lanes, w=P, reg=True, cnt=[1] * lanes)]
-    while levels[-1]["n"] > 1:
-        prev = levels[-1]
-        cnt = [sum(prev["cnt"][2 * i:2 * i + 2]) for i in range((prev["n"] + 1) // 2)]
-        levels.append(dict(l=prev["l"] + 1, n=len(cnt), cnt=cnt, w=sbits(max(cnt) * p_lo, max(cnt) * p_hi),
-                           reg=((prev["l"] + 1) % tree_reg_every == 0)))
-    levels[-1]["reg"] = True
-    tree_regs = sum(1 for lv in levels[1:] if lv["reg"])
     if runtime_writable:
         blo, bhi = (0, 0)
         if bias is not None:
             b = np.asarray(bias, dtype=np.int64)
             blo, bhi = int(b.min()), int(b.max())
-        k = mw if not depthwise else mw
-        lo, hi = k * min(corners) + blo, k * max(corners) + bhi
+        lo, hi = mw * min(corners) + blo, mw * max(corners) + bhi
     else:
         lo, hi = acc_range(W, a_lo, a_hi, bias)
     need = sbits(lo, hi)
@@ -87,6 +77,16 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         acc_bits = need
     assert acc_bits >= need, f"ACC_BITS={acc_bits} < {need} needed for [{lo}, {hi}]"
 
+    # all widths are capped at ACC_BITS: two's complement arithmetic modulo 2**ACC_BITS is exact for the sum
+    P = min(sbits(p_lo, p_hi), acc_bits)
+    levels = [dict(l=0, n=lanes, w=P, reg=True, cnt=[1] * lanes)]
+    while levels[-1]["n"] > 1:
+        prev = levels[-1]
+        cnt = [sum(prev["cnt"][2 * i:2 * i + 2]) for i in range((prev["n"] + 1) // 2)]
+        levels.append(dict(l=prev["l"] + 1, n=len(cnt), cnt=cnt, w=min(acc_bits, sbits(max(cnt) * p_lo, max(cnt) * p_hi)),
+                           reg=((prev["l"] + 1) % tree_reg_every == 0)))
+    levels[-1]["reg"] = True
+    tree_regs = sum(1 for lv in levels[1:] if lv["reg"])
     # -- memories -------------------------------------------------------------------------------------------
     ww = lanes * w_bits
     wdepth = nf * sf
