@@ -143,3 +143,29 @@ def mvu_case(name: str, rng, *, kind: str = "conv", pe: int, simd: int, w_bits: 
                 mh=mat.shape[0], mw=mat.shape[1], num_pix=num_pix, acc_bits=r.params["ACC_BITS"],
                 o_bits=rqc["ob"], use_dsp=use_dsp, w_range=(lo_w, hi_w))
     return Case(name, r, phases, r.cycles_per_frame, info)
+
+
+# ================================================================================================== swg
+
+def swg_windows(x, k, stride, pads, pad_value, simd, depthwise):
+    """The element stream the swg emits: windows in (KH, KW, C) or depthwise (C/SIMD, KH, KW, SIMD) order."""
+    win = np.asarray(ops.sliding_windows(x, k, stride, pads, pad_value))  # N,OH,OW,KH,KW,C
+    if depthwise:
+        n, oh, ow, kh, kw, c = win.shape
+        win = win.reshape(n, oh, ow, kh, kw, c // simd, simd).transpose(0, 1, 2, 5, 3, 4, 6)
+    return win.reshape(win.shape[0], -1)
+
+
+def swg_case(name: str, rng, *, ifm_ch: int, ifm_dim, simd: int, a_bits: int, a_signed: bool = False, k=3,
+             stride=1, pads=(0, 0, 0, 0), pad_value: int = 0, depthwise: bool = False, frames: int = 3,
+             ram_style: str = "auto") -> Case:
+    from gen.rtl.swg import render_swg, swg_geometry
+    h, w, kh, kw, sh, sw, *_ = swg_geometry(ifm_dim, k, stride, pads)
+    x = rand_vals(rng, (frames, h, w, ifm_ch), a_bits, a_signed)
+    r = render_swg(name, ifm_ch=ifm_ch, ifm_dim=(h, w), simd=simd, a_bits=a_bits, k=(kh, kw), stride=(sh, sw),
+                   pads=pads, pad_value=pad_value, depthwise=depthwise, ram_style=ram_style)
+    y = swg_windows(x, (kh, kw), (sh, sw), pads, pad_value, simd, depthwise)
+    phases = [{"in": {"s_axis": frames_of(x, a_bits)}, "out": {"m_axis": frames_of(y, a_bits)}}]
+    info = dict(ifm_ch=ifm_ch, ifm_dim=(h, w), simd=simd, a_bits=a_bits, k=(kh, kw), stride=(sh, sw), pads=pads,
+                pad_value=pad_value, depthwise=depthwise, nrows=r.extra["nrows"])
+    return Case(name, r, phases, r.cycles_per_frame, info)
