@@ -169,3 +169,40 @@ def swg_case(name: str, rng, *, ifm_ch: int, ifm_dim, simd: int, a_bits: int, a_
     info = dict(ifm_ch=ifm_ch, ifm_dim=(h, w), simd=simd, a_bits=a_bits, k=(kh, kw), stride=(sh, sw), pads=pads,
                 pad_value=pad_value, depthwise=depthwise, nrows=r.extra["nrows"])
     return Case(name, r, phases, r.cycles_per_frame, info)
+
+
+# ================================================================================================== pool
+
+def pool_case(name: str, rng, *, mode: str, channels: int, simd: int, a_bits: int, a_signed: bool = False,
+              ifm_dim=4, k=2, stride=2, pads=(0, 0, 0, 0), pad_value: int | None = None, global_pool: bool = False,
+              rq: str = "thresholds", o_bits: int = 4, o_signed: bool = False, frames: int = 3) -> Case:
+    """Windowed pools get the swg's depthwise window stream (padding: min code for max, `pad_value` for sum);
+    expected outputs come from ops.maxpool / ops.pool_sum on the plain input."""
+    from gen.rtl.pool import render_pool
+    h, w = (ifm_dim, ifm_dim) if isinstance(ifm_dim, int) else ifm_dim
+    kh, kw = (k, k) if isinstance(k, int) else k
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    lo, hi = value_range(a_bits, a_signed)
+    x = rand_vals(rng, (frames, h, w, channels), a_bits, a_signed)
+    if global_pool:
+        kh, kw, sh, sw, pads = h, w, 1, 1, (0, 0, 0, 0)
+        xin = x.reshape(frames, -1)
+        num_pix = 1
+    else:
+        pv = lo if mode == "max" else (0 if pad_value is None else pad_value)
+        xin = swg_windows(x, (kh, kw), (sh, sw), pads, pv, simd, True)
+    if mode == "max":
+        y = ops.maxpool(x, (kh, kw), (sh, sw), pads)
+        spec = None
+    else:
+        acc = ops.pool_sum(x, (kh, kw), (sh, sw), pads, 0 if pad_value is None else pad_value)
+        spec = rand_requant(rng, acc, rq, o_bits, o_signed)
+        y = spec.golden(acc)
+    num_pix = y.shape[1] * y.shape[2]
+    r = render_pool(name, mode=mode, channels=channels, simd=simd, a_bits=a_bits, a_signed=a_signed,
+                    kernel=(kh, kw), num_pix=num_pix, global_pool=global_pool, ifm_dim=(h, w), requant=spec)
+    ob = r.params["O_BITS"]
+    phases = [{"in": {"s_axis": frames_of(xin, a_bits)}, "out": {"m_axis": frames_of(y, ob)}}]
+    info = dict(mode=mode, channels=channels, simd=simd, a_bits=a_bits, a_signed=a_signed, ifm_dim=(h, w),
+                k=(kh, kw), stride=(sh, sw), pads=pads, pad_value=pad_value, global_pool=global_pool, rq=rq)
+    return Case(name, r, phases, r.cycles_per_frame, info)
