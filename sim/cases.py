@@ -206,3 +206,128 @@ def pool_case(name: str, rng, *, mode: str, channels: int, simd: int, a_bits: in
     info = dict(mode=mode, channels=channels, simd=simd, a_bits=a_bits, a_signed=a_signed, ifm_dim=(h, w),
                 k=(kh, kw), stride=(sh, sw), pads=pads, pad_value=pad_value, global_pool=global_pool, rq=rq)
     return Case(name, r, phases, r.cycles_per_frame, info)
+
+
+# ================================================================================================== small kernels
+
+def _hw(d):
+    return (d, d) if isinstance(d, int) else tuple(d)
+
+
+def add_case(name: str, rng, *, channels: int, simd: int, a_bits: int, b_bits: int | None = None,
+             a_signed: bool = False, b_signed: bool | None = None, ifm_dim=3, kmax: int = 8, rq: str = "thresholds",
+             o_bits: int = 4, o_signed: bool = False, frames: int = 3) -> Case:
+    from gen.rtl.elementwise import render_add
+    b_bits = a_bits if b_bits is None else b_bits
+    b_signed = a_signed if b_signed is None else b_signed
+    h, w = _hw(ifm_dim)
+    a = rand_vals(rng, (frames, h, w, channels), a_bits, a_signed)
+    b = rand_vals(rng, (frames, h, w, channels), b_bits, b_signed)
+    ka = rng.integers(-kmax, kmax + 1, size=channels)
+    kb = rng.integers(-kmax, kmax + 1, size=channels)
+    acc = ops.add(a, b, ka, kb)
+    spec = rand_requant(rng, acc, rq, o_bits, o_signed)
+    r = render_add(name, channels=channels, simd=simd, ka=ka, kb=kb, a_bits=a_bits, b_bits=b_bits, a_signed=a_signed,
+                   b_signed=b_signed, requant=spec)
+    y = spec.golden(acc)
+    phases = [{"in": {"s_axis_a": frames_of(a, a_bits), "s_axis_b": frames_of(b, b_bits)},
+               "out": {"m_axis": frames_of(y, r.params["O_BITS"])}}]
+    return Case(name, r, phases, h * w * channels // simd,
+                dict(channels=channels, simd=simd, a_bits=a_bits, b_bits=b_bits, a_signed=a_signed, b_signed=b_signed,
+                     ifm_dim=(h, w), rq=rq))
+
+
+def concat_case(name: str, rng, *, ch_a: int, ch_b: int, simd: int, a_bits: int, a_signed: bool = False, ifm_dim=3,
+                frames: int = 3) -> Case:
+    from gen.rtl.elementwise import render_concat
+    h, w = _hw(ifm_dim)
+    a = rand_vals(rng, (frames, h, w, ch_a), a_bits, a_signed)
+    b = rand_vals(rng, (frames, h, w, ch_b), a_bits, a_signed)
+    r = render_concat(name, ch_a=ch_a, ch_b=ch_b, simd=simd, a_bits=a_bits, num_pix=h * w)
+    y = ops.concat([a, b])
+    phases = [{"in": {"s_axis_a": frames_of(a, a_bits), "s_axis_b": frames_of(b, a_bits)},
+               "out": {"m_axis": frames_of(y, a_bits)}}]
+    return Case(name, r, phases, r.cycles_per_frame, dict(ch_a=ch_a, ch_b=ch_b, simd=simd, a_bits=a_bits,
+                                                          ifm_dim=(h, w)))
+
+
+def upsample_case(name: str, rng, *, ifm_ch: int, simd: int, a_bits: int, ifm_dim=3, factor=2,
+                  frames: int = 3) -> Case:
+    from gen.rtl.elementwise import render_upsample
+    h, w = _hw(ifm_dim)
+    f = _hw(factor)
+    x = rand_vals(rng, (frames, h, w, ifm_ch), a_bits, False)
+    r = render_upsample(name, ifm_ch=ifm_ch, ifm_dim=(h, w), simd=simd, a_bits=a_bits, factor=f)
+    y = ops.upsample(x, f)
+    phases = [{"in": {"s_axis": frames_of(x, a_bits)}, "out": {"m_axis": frames_of(y, a_bits)}}]
+    return Case(name, r, phases, r.cycles_per_frame, dict(ifm_ch=ifm_ch, simd=simd, a_bits=a_bits, ifm_dim=(h, w),
+                                                          factor=f))
+
+
+def dwc_case(name: str, rng, *, in_simd: int, out_simd: int, a_bits: int, n_elems: int, frames: int = 3) -> Case:
+    from gen.rtl.elementwise import render_dwc
+    x = rand_vals(rng, (frames, n_elems), a_bits, False)
+    r = render_dwc(name, in_simd=in_simd, out_simd=out_simd, a_bits=a_bits, n_elems=n_elems)
+    phases = [{"in": {"s_axis": frames_of(x, a_bits)}, "out": {"m_axis": frames_of(x, a_bits)}}]
+    return Case(name, r, phases, r.cycles_per_frame, dict(in_simd=in_simd, out_simd=out_simd, a_bits=a_bits,
+                                                          n_elems=n_elems))
+
+
+def fifo_case(name: str, rng, *, depth: int, lanes: int, bits: int, style: str = "auto", frame_beats: int = 20,
+              frames: int = 3) -> Case:
+    from gen.rtl.elementwise import render_fifo
+    x = rand_vals(rng, (frames, frame_beats * lanes), bits, False)
+    r = render_fifo(name, depth=depth, width=lanes * bits, style=style, lanes=lanes)
+    phases = [{"in": {"s_axis": frames_of(x, bits)}, "out": {"m_axis": frames_of(x, bits)}}]
+    # a one-entry FIFO (ready = not full) alternates push and pop: half rate
+    per = frame_beats * (2 if r.extra["capacity"] == 1 else 1)
+    return Case(name, r, phases, per, dict(depth=depth, lanes=lanes, bits=bits, style=r.extra["style"],
+                                                   capacity=r.extra["capacity"]))
+
+
+def label_select_case(name: str, rng, *, ifm_dim=1, channels: int = 10, simd: int = 1, a_bits: int = 8,
+                      a_signed: bool = False, k: int = 1, spread: int | None = None, frames: int = 3) -> Case:
+    from gen.rtl.elementwise import render_label_select
+    h, w = _hw(ifm_dim)
+    lo, hi = value_range(a_bits, a_signed)
+    if spread:  # few distinct values: many ties
+        base = int(rng.integers(lo, max(lo, hi - spread) + 1))
+        x = rng.integers(base, min(hi, base + spread) + 1, size=(frames, h, w, channels))
+    else:
+        x = rand_vals(rng, (frames, h, w, channels), a_bits, a_signed)
+    n = h * w * channels
+    r = render_label_select(name, n_elems=n, simd=simd, a_bits=a_bits, a_signed=a_signed, k=k)
+    y = ops.label_select(x, k)
+    phases = [{"in": {"s_axis": frames_of(x, a_bits)}, "out": {"m_axis": [list(map(int, f)) for f in y]}}]
+    return Case(name, r, phases, r.cycles_per_frame, dict(n=n, simd=simd, a_bits=a_bits, a_signed=a_signed, k=k,
+                                                          spread=spread))
+
+
+def lut_act_case(name: str, rng, *, simd: int, a_bits: int, a_signed: bool, o_bits: int, o_signed: bool = False,
+                 ifm_dim=2, channels: int | None = None, frames: int = 3) -> Case:
+    from gen.rtl.elementwise import render_lut_act
+    h, w = _hw(ifm_dim)
+    c = channels or simd * 2
+    lo, hi = value_range(a_bits, a_signed)
+    olo, ohi = value_range(o_bits, o_signed)
+    table = rng.integers(olo, ohi + 1, size=hi - lo + 1)
+    x = rand_vals(rng, (frames, h, w, c), a_bits, a_signed)
+    r = render_lut_act(name, simd=simd, a_bits=a_bits, a_signed=a_signed, table=table, in_lo=lo, o_bits=o_bits,
+                       o_signed=o_signed)
+    y = ops.lut(x, table, lo)
+    phases = [{"in": {"s_axis": frames_of(x, a_bits)}, "out": {"m_axis": frames_of(y, o_bits)}}]
+    return Case(name, r, phases, h * w * c // simd, dict(simd=simd, a_bits=a_bits, a_signed=a_signed, o_bits=o_bits))
+
+
+def requant_case(name: str, rng, *, channels: int, simd: int, in_bits: int, rq: str, o_bits: int,
+                 o_signed: bool = False, ifm_dim=2, o_bipolar: bool = False, frames: int = 3) -> Case:
+    from gen.rtl.elementwise import render_requant
+    h, w = _hw(ifm_dim)
+    x = rand_vals(rng, (frames, h, w, channels), in_bits, True)
+    spec = rand_requant(rng, x, rq, o_bits, o_signed, bipolar=o_bipolar)
+    r = render_requant(name, channels=channels, simd=simd, in_bits=in_bits, requant=spec)
+    y = spec.golden(x)
+    phases = [{"in": {"s_axis": frames_of(x, in_bits)},
+               "out": {"m_axis": frames_of(y, r.params["O_BITS"], bipolar=o_bipolar)}}]
+    return Case(name, r, phases, h * w * channels // simd, dict(channels=channels, simd=simd, in_bits=in_bits, rq=rq,
+                                                                o_bits=o_bits))

@@ -182,8 +182,8 @@ def build(top: str, instances: list[tuple[str, object]], extra_sv: dict[str, str
 
 # ------------------------------------------------------------------------------------------------ run
 
-def run(b: Build, spec: dict, name: str = "run") -> dict:
-    """Run sim/tb_axis.py on build `b` with `spec` (see tb_axis); returns its results dict."""
+def run(b: Build, spec: dict, name: str = "run", test_module: str = "sim.tb_axis") -> dict:
+    """Run a cocotb test module (default sim/tb_axis.py) on build `b` with `spec`; returns its results dict."""
     from cocotb_tools import runner as cr
     rdir = Path(tempfile.mkdtemp(prefix=f"{b.top}-{name}-", dir=_mkdir(RUNS_ROOT)))
     spec_path, res_path = rdir / "spec.json", rdir / "results.json"
@@ -195,7 +195,7 @@ def run(b: Build, spec: dict, name: str = "run") -> dict:
     t0 = time.time()
     log = rdir / "sim.log"
     try:
-        r.test(test_module="sim.tb_axis", hdl_toplevel=b.top, hdl_toplevel_lang="verilog", build_dir=str(b.dir / "obj"), test_dir=str(rdir),
+        r.test(test_module=test_module, hdl_toplevel=b.top, hdl_toplevel_lang="verilog", build_dir=str(b.dir / "obj"), test_dir=str(rdir),
                extra_env={"GEN_SIM_SPEC": str(spec_path), "GEN_SIM_RESULTS": str(res_path),
                           "COCOTB_RANDOM_SEED": str(spec.get("seed", 1))},
                log_file=str(log))

@@ -1,0 +1,237 @@
+"""Small streaming kernels: add, concat, upsample, dwc, fifo, label_select, lut_act, requant (one module each)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .common import (Port, Rendered, Stream, axis_ports, clog2, encode, gcd, header, module_name, pack_words,
+                     pow2_at_least, ram_style_for, render_template, sbits, ubits, value_range)
+from .requant import RequantSpec, requant_ctx
+
+
+def _clk_rst():
+    return [Port("clk", "input", 1), Port("rst", "input", 1)]
+
+
+def _oq(width, lat, reserve, push, data, last):
+    d = pow2_at_least(lat + 2)
+    return dict(width=width, depth=d, aw=clog2(d), lat=lat, reserve=reserve, push=push, push_data=data,
+                push_last=last)
+
+
+# ------------------------------------------------------------------------------------------------ add
+
+def render_add(layer: str, *, channels: int, simd: int, ka, kb, a_bits: int, b_bits: int | None = None,
+               a_signed: bool = False, b_signed: bool | None = None, requant: RequantSpec | None = None) -> Rendered:
+    """ops.add(a, b, ka, kb) (per-channel integer weights) followed by `requant` (thresholds for the exact
+    quantised sum). Streams a and b: (H, W, CHANNELS), SIMD per beat, joined beat by beat."""
+    b_bits = a_bits if b_bits is None else b_bits
+    b_signed = a_signed if b_signed is None else b_signed
+    assert channels % simd == 0
+    cf = channels // simd
+    ka = np.broadcast_to(np.asarray(ka, dtype=np.int64).reshape(-1), (channels,))
+    kb = np.broadcast_to(np.asarray(kb, dtype=np.int64).reshape(-1), (channels,))
+    alo, ahi = value_range(a_bits, a_signed)
+    blo, bhi = value_range(b_bits, b_signed)
+    pa = np.stack([ka * alo, ka * ahi]); pb = np.stack([kb * blo, kb * bhi])
+    lo = int((pa.min(0) + pb.min(0)).min()); hi = int((pa.max(0) + pb.max(0)).max())
+    acc_bits = max(sbits(lo, hi), 2)
+    kaw = sbits(min(int(ka.min()), 0), max(int(ka.max()), 0))
+    kbw = sbits(min(int(kb.min()), 0), max(int(kb.max()), 0))
+    requant = requant or RequantSpec("none")
+    rq = requant_ctx(requant, channels, simd, lo, hi, acc_bits, din="acc2", din_valid="v2", din_idx="i2",
+                     din_last="t2")
+    o_bits = rq["ob"]
+    name = module_name("add", layer)
+    params = dict(CHANNELS=channels, SIMD=simd, A_BITS=a_bits, B_BITS=b_bits, ACC_BITS=acc_bits, O_BITS=o_bits,
+                  CF=cf)
+    ext = lambda sig, bits, sg: (f"{sig}[l*{bits} +: {bits}]" if sg else f"{{1'b0, {sig}[l*{bits} +: {bits}]}}")
+    lat = 2 + rq["lat"]
+    ctx = dict(name=name, params=params, header=header("add", name, layer, params,
+               f"analytic cycles per frame = beats per input frame."), SIMD=simd, CF=cf, A_BITS=a_bits,
+               B_BITS=b_bits, A_SIGNED=a_signed, B_SIGNED=b_signed, ACC_BITS=acc_bits, O_BITS=o_bits, KAW=kaw,
+               KBW=kbw, KMW=max(kaw, kbw), KA_WORDS=pack_words(ka.reshape(cf, simd), kaw),
+               KB_WORDS=pack_words(kb.reshape(cf, simd), kbw), A_EXT=ext("s_axis_a_tdata", a_bits, a_signed),
+               B_EXT=ext("s_axis_b_tdata", b_bits, b_signed), RQ=rq, RQ_MODE=requant.mode,
+               RQ_USES_IDX=requant.mode != "none" and cf > 1,
+               OQ=_oq(simd * o_bits, lat, "fire", "rq_valid", "rq_dout", "rq_last"))
+    sv = render_template("add.sv.j2", **ctx)
+    ports = _clk_rst() + axis_ports("s_axis_a", "in", simd * a_bits) + axis_ports("s_axis_b", "in", simd * b_bits) \
+        + axis_ports("m_axis", "out", simd * o_bits)
+    r = Rendered("add", name, sv, {}, ports, [Stream("s_axis_a", "in", simd, a_bits),
+                                               Stream("s_axis_b", "in", simd, b_bits),
+                                               Stream("m_axis", "out", simd, o_bits)], params)
+    r.extra = dict(rq=rq, acc_range=(lo, hi))
+    return r
+
+
+# ------------------------------------------------------------------------------------------------ concat
+
+def render_concat(layer: str, *, ch_a: int, ch_b: int, simd: int, a_bits: int, num_pix: int) -> Rendered:
+    """ops.concat([a, b]) on the channel axis: per pixel CH_A/SIMD beats of a, then CH_B/SIMD beats of b."""
+    assert ch_a % simd == 0 and ch_b % simd == 0, "SIMD must divide both channel counts (use a dwc before)"
+    cfa, cfb = ch_a // simd, ch_b // simd
+    name = module_name("concat", layer)
+    params = dict(CH_A=ch_a, CH_B=ch_b, OFM_CH=ch_a + ch_b, SIMD=simd, A_BITS=a_bits, NUM_PIX=num_pix)
+    ctx = dict(name=name, params=params, header=header("concat", name, layer, params,
+               f"analytic cycles per frame = {num_pix * (cfa + cfb)}."), **params, CFA=cfa, CFB=cfb,
+               OQ=_oq(simd * a_bits, 0, "fire", "fire", "din", "dlast"))
+    sv = render_template("concat.sv.j2", **ctx)
+    w = simd * a_bits
+    ports = _clk_rst() + axis_ports("s_axis_a", "in", w) + axis_ports("s_axis_b", "in", w) + \
+        axis_ports("m_axis", "out", w)
+    return Rendered("concat", name, sv, {}, ports, [Stream("s_axis_a", "in", simd, a_bits),
+                                                     Stream("s_axis_b", "in", simd, a_bits),
+                                                     Stream("m_axis", "out", simd, a_bits)], params,
+                    cycles_per_frame=num_pix * (cfa + cfb))
+
+
+# ------------------------------------------------------------------------------------------------ upsample
+
+def render_upsample(layer: str, *, ifm_ch: int, ifm_dim, simd: int, a_bits: int, factor=(2, 2),
+                    ram_style: str = "auto") -> Rendered:
+    """ops.upsample(x, factor): nearest neighbour by integer factors."""
+    h, w = (ifm_dim, ifm_dim) if isinstance(ifm_dim, int) else tuple(ifm_dim)
+    fh, fw = (factor, factor) if isinstance(factor, int) else tuple(factor)
+    assert ifm_ch % simd == 0
+    cf = ifm_ch // simd
+    rowlen = w * cf
+    counters = [dict(name="iy", n=h), dict(name="ry", n=fh), dict(name="ix", n=w), dict(name="rx", n=fw),
+                dict(name="cf", n=cf)]
+    for i, c in enumerate(counters):
+        c["carry"] = " && ".join(f"last_{d['name']}" for d in counters[i + 1:] if d["n"] > 1)
+    name = module_name("upsample", layer)
+    params = dict(IFM_CH=ifm_ch, SIMD=simd, A_BITS=a_bits, IFM_DIM_H=h, IFM_DIM_W=w, FACTOR_H=fh, FACTOR_W=fw,
+                  OFM_DIM_H=h * fh, OFM_DIM_W=w * fw)
+    style = ram_style_for(rowlen * simd * a_bits, rowlen, ram_style)
+    out_beats = h * fh * w * fw * cf
+    ctx = dict(name=name, params=params, header=header("upsample", name, layer, params,
+               f"analytic cycles per frame = output beats = {out_beats}."), **params, CF=cf, ROWLEN=rowlen,
+               AW=max(1, clog2(rowlen)), COUNTERS=counters, RAM_STYLE=style,
+               OQ=_oq(simd * a_bits, 1, "issue", "v1", "dout", "t1"))
+    sv = render_template("upsample.sv.j2", **ctx)
+    wd = simd * a_bits
+    return Rendered("upsample", name, sv, {}, _clk_rst() + axis_ports("s_axis", "in", wd) +
+                    axis_ports("m_axis", "out", wd), [Stream("s_axis", "in", simd, a_bits),
+                                                       Stream("m_axis", "out", simd, a_bits)], params,
+                    cycles_per_frame=out_beats)
+
+
+# ------------------------------------------------------------------------------------------------ dwc
+
+def render_dwc(layer: str, *, in_simd: int, out_simd: int, a_bits: int, n_elems: int) -> Rendered:
+    """Stream width converter: IN_SIMD -> OUT_SIMD elements per beat; N_ELEMS elements per frame (a multiple
+    of both)."""
+    assert n_elems % in_simd == 0 and n_elems % out_simd == 0
+    g = gcd(in_simd, out_simd)
+    iu, ou = in_simd // g, out_simd // g
+    capu = iu + ou
+    name = module_name("dwc", layer)
+    params = dict(IN_SIMD=in_simd, OUT_SIMD=out_simd, A_BITS=a_bits, N_ELEMS=n_elems)
+    nbeats = n_elems // out_simd
+    cycles = max(n_elems // in_simd, nbeats)
+    ctx = dict(name=name, params=params, header=header("dwc", name, layer, params,
+               f"analytic cycles per frame = max(input, output beats) = {cycles}."), **params, G=g, IU=iu, OU=ou,
+               CAPU=capu, UW=g * a_bits, CNTW=ubits(capu), NBEATS=nbeats,
+               OQ=_oq(out_simd * a_bits, 0, "out_fire", "out_fire", "dout", "olast"))
+    sv = render_template("dwc.sv.j2", **ctx)
+    return Rendered("dwc", name, sv, {}, _clk_rst() + axis_ports("s_axis", "in", in_simd * a_bits) +
+                    axis_ports("m_axis", "out", out_simd * a_bits), [Stream("s_axis", "in", in_simd, a_bits),
+                                                                      Stream("m_axis", "out", out_simd, a_bits)],
+                    params, cycles_per_frame=cycles)
+
+
+# ------------------------------------------------------------------------------------------------ fifo
+
+def render_fifo(layer: str, *, depth: int, width: int, style: str = "auto", lanes: int = 1) -> Rendered:
+    """FIFO of `depth` beats of `width` bits (+ tlast): shift register (SRL) when shallow, memory (BRAM or
+    LUTRAM by size) + output queue when deep. Output `count` = fill level. `lanes` only describes the stream."""
+    if style == "auto":
+        style = "srl" if depth <= 32 else "ram"
+    srl = style == "srl"
+    name = module_name("fifo", layer)
+    params = dict(DEPTH=depth, WIDTH=width)
+    ctx = dict(name=name, params=params, WIDTH=width, DEPTH=depth, SRL=srl)
+    if srl:
+        cap = depth
+    else:
+        ram_depth = pow2_at_least(max(2, depth - 4))
+        oq = _oq(width, 1, "rd", "rd_v", "rd_q[%d:0]" % (width - 1), "rd_q[%d]" % width)
+        cap = ram_depth + oq["depth"]
+        ctx.update(RAM_DEPTH=ram_depth, RAW=clog2(ram_depth), OQ=oq, OQ_DEPTH=oq["depth"],
+                   RAM_STYLE=ram_style_for(ram_depth * (width + 1), ram_depth))
+    cntw = ubits(cap)
+    ctx.update(CNTW=cntw, header=header("fifo", name, layer, dict(params, STYLE=style, CAPACITY=cap)))
+    sv = render_template("fifo.sv.j2", **ctx)
+    bits = width // lanes
+    r = Rendered("fifo", name, sv, {}, _clk_rst() + axis_ports("s_axis", "in", width) +
+                 axis_ports("m_axis", "out", width) + [Port("count", "output", cntw)],
+                 [Stream("s_axis", "in", lanes, bits), Stream("m_axis", "out", lanes, bits)], params)
+    r.extra = dict(capacity=cap, style=style)
+    return r
+
+
+# ------------------------------------------------------------------------------------------------ label_select
+
+def render_label_select(layer: str, *, n_elems: int, simd: int, a_bits: int, a_signed: bool = False,
+                        k: int = 1) -> Rendered:
+    """ops.label_select(x, k): indices of the k largest elements of the frame, largest first, ties to the lower
+    index; one element per cycle (cycles per frame: max(N_ELEMS, k + 1))."""
+    assert n_elems % simd == 0 and 1 <= k <= n_elems
+    idx_bits = max(1, clog2(n_elems))
+    name = module_name("label_select", layer)
+    params = dict(N_ELEMS=n_elems, SIMD=simd, A_BITS=a_bits, TOPK=k, IDX_BITS=idx_bits)
+    ctx = dict(name=name, params=params, header=header("label_select", name, layer, params,
+               f"analytic cycles per frame = N_ELEMS = {n_elems} (one element per cycle)."), **params,
+               A_SIGNED=a_signed, VB=a_bits + (0 if a_signed else 1))
+    sv = render_template("label_select.sv.j2", **ctx)
+    return Rendered("label_select", name, sv, {}, _clk_rst() + axis_ports("s_axis", "in", simd * a_bits) +
+                    axis_ports("m_axis", "out", idx_bits), [Stream("s_axis", "in", simd, a_bits),
+                                                            Stream("m_axis", "out", 1, idx_bits)], params,
+                    cycles_per_frame=max(n_elems, k + 1))  # the k outputs drain before the next frame ends
+
+
+# ------------------------------------------------------------------------------------------------ lut_act
+
+def render_lut_act(layer: str, *, simd: int, a_bits: int, a_signed: bool, table, in_lo: int, o_bits: int,
+                   o_signed: bool = False) -> Rendered:
+    """ops.lut(x, table, in_lo): any element-wise function of a <= 8-bit input, one ROM per lane."""
+    assert a_bits <= 8
+    table = np.asarray(table, dtype=np.int64)
+    lo, hi = value_range(a_bits, a_signed)
+    rom = []
+    for raw in range(1 << a_bits):
+        v = raw - (1 << a_bits) if (a_signed and raw >= (1 << (a_bits - 1))) else raw
+        i = v - in_lo
+        rom.append(int(encode([table[i]], o_bits)[0]) if 0 <= i < len(table) else 0)
+    name = module_name("lut_act", layer)
+    params = dict(SIMD=simd, A_BITS=a_bits, O_BITS=o_bits)
+    ctx = dict(name=name, params=params, header=header("lut_act", name, layer, params), **params,
+               A_SIGNED=a_signed, IN_LO=in_lo, ROM=rom, OQ=_oq(simd * o_bits, 1, "fire", "v1", "d1", "t1"))
+    sv = render_template("lut_act.sv.j2", **ctx)
+    return Rendered("lut_act", name, sv, {}, _clk_rst() + axis_ports("s_axis", "in", simd * a_bits) +
+                    axis_ports("m_axis", "out", simd * o_bits), [Stream("s_axis", "in", simd, a_bits),
+                                                                 Stream("m_axis", "out", simd, o_bits)], params)
+
+
+# ------------------------------------------------------------------------------------------------ requant
+
+def render_requant(layer: str, *, channels: int, simd: int, in_bits: int, requant: RequantSpec,
+                   in_range: tuple[int, int] | None = None) -> Rendered:
+    """A standalone Requant layer: signed IN_BITS-bit integers -> codes (thresholds or multiplier/shift)."""
+    assert channels % simd == 0
+    cf = channels // simd
+    lo, hi = in_range or (-(1 << (in_bits - 1)), (1 << (in_bits - 1)) - 1)
+    rq = requant_ctx(requant, channels, simd, lo, hi, in_bits, din="s_axis_tdata", din_valid="fire",
+                     din_idx="cf", din_last="s_axis_tlast")
+    o_bits = rq["ob"]
+    name = module_name("requant", layer)
+    params = dict(CHANNELS=channels, SIMD=simd, IN_BITS=in_bits, O_BITS=o_bits)
+    ctx = dict(name=name, params=params, header=header("requant", name, layer, params), **params, CF=cf, RQ=rq,
+               RQ_MODE=requant.mode, OQ=_oq(simd * o_bits, rq["lat"], "fire", "rq_valid", "rq_dout", "rq_last"))
+    sv = render_template("requant.sv.j2", **ctx)
+    r = Rendered("requant", name, sv, {}, _clk_rst() + axis_ports("s_axis", "in", simd * in_bits) +
+                 axis_ports("m_axis", "out", simd * o_bits), [Stream("s_axis", "in", simd, in_bits),
+                                                              Stream("m_axis", "out", simd, o_bits)], params)
+    r.extra = dict(rq=rq)
+    return r

@@ -1,0 +1,72 @@
+"""concat: ops.concat([a, b]) on channels, two streams; bit-exact, cycles, back-pressure."""
+
+import math  # noqa: F401
+
+import numpy as np
+import pytest
+
+from sim.cases import concat_case
+from sim.testing import cached, check_sim, lint_rendered, shards
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def random_params(rng) -> dict:
+    simd = int(rng.choice([1, 2, 3, 4]))
+    return dict(ch_a=simd * int(rng.integers(1, 4)), ch_b=simd * int(rng.integers(1, 4)), simd=simd,
+                a_bits=int(rng.choice([1, 2, 4, 8])), ifm_dim=(int(rng.integers(1, 5)), int(rng.integers(1, 5))))
+
+
+EDGE = [
+    dict(ch_a=4, ch_b=2, simd=2, a_bits=4, ifm_dim=3),
+    dict(ch_a=1, ch_b=1, simd=1, a_bits=1, ifm_dim=1),                               # 1 channel each, 1 bit
+    dict(ch_a=8, ch_b=8, simd=8, a_bits=8, ifm_dim=(2, 5)),                          # SIMD = channels
+    dict(ch_a=3, ch_b=9, simd=3, a_bits=2, ifm_dim=(3, 1)),
+    dict(ch_a=2, ch_b=6, simd=1, a_bits=4, ifm_dim=2),                               # PE = 1
+]
+
+N_RANDOM = 24
+N_SLOW = 60
+
+
+@cached
+def default_cases():
+    rng = np.random.default_rng(41)
+    cases = [concat_case(f"e{i}", rng, **p) for i, p in enumerate(EDGE)]
+    rng = np.random.default_rng(42)
+    return cases + [concat_case(f"r{i}", rng, **random_params(rng)) for i in range(N_RANDOM)]
+
+
+@cached
+def slow_cases():
+    rng = np.random.default_rng(43)
+    return [concat_case(f"s{i}", rng, frames=2, **random_params(rng)) for i in range(N_SLOW)]
+
+
+@pytest.mark.parametrize("idx", range(len(EDGE) + N_RANDOM))
+def test_concat_lint(idx):
+    lint_rendered(default_cases()[idx].rendered)
+
+
+def test_concat_exact_and_cycles():
+    """No back-pressure: bit-exact; cycles per frame within 5% of the analytic count."""
+    check_sim("tb_concat", default_cases(), cycles_tol=0.05, tag="nobp")
+
+
+def test_concat_backpressure():
+    """Random sink back-pressure and source gaps: still bit-exact."""
+    check_sim("tb_concat", default_cases(), bp=0.5, gap=0.3, seed=9, tag="bp")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["nobp", "bp"])
+def test_concat_sweep_slow(mode):
+    cases = slow_cases()
+    for c in cases:
+        lint_rendered(c.rendered)
+    if mode == "nobp":
+        check_sim("tb_concat_slow", cases, cycles_tol=0.05, tag=mode)
+    else:
+        check_sim("tb_concat_slow", cases, bp=0.6, gap=0.4, seed=29, tag=mode)

@@ -1,0 +1,78 @@
+"""label_select: ops.label_select (top-k indices, largest first, ties to the lower index)."""
+
+import math  # noqa: F401
+
+import numpy as np
+import pytest
+
+from sim.cases import label_select_case
+from sim.testing import cached, check_sim, lint_rendered, shards
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def random_params(rng) -> dict:
+    c = int(rng.choice([1, 2, 4, 5, 8, 10, 12]))
+    h, w = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    bits = int(rng.choice([1, 2, 4, 8]))
+    return dict(ifm_dim=(h, w), channels=c, simd=int(rng.choice(_divisors(c))), a_bits=bits,
+                a_signed=bits > 1 and rng.random() < 0.3, k=int(rng.integers(1, min(5, h * w * c) + 1)),
+                spread=int(rng.choice([0, 1, 2, 3, 1000])))
+
+
+EDGE = [
+    dict(channels=10, simd=1, a_bits=8, k=1),
+    dict(channels=10, simd=10, a_bits=8, k=1),                                        # SIMD = channels
+    dict(channels=10, simd=5, a_bits=4, k=3, spread=2),                               # many ties
+    dict(channels=16, simd=4, a_bits=8, a_signed=True, k=5, spread=3),
+    dict(channels=4, simd=2, a_bits=1, k=4, spread=1),                                # 1 bit, k = all
+    dict(channels=1, simd=1, a_bits=4, k=1),                                          # one element
+    dict(ifm_dim=(2, 3), channels=3, simd=3, a_bits=2, k=2, spread=3),                # over H, W, C
+    dict(channels=8, simd=2, a_bits=8, k=1, spread=0),                                # all equal -> 0
+]
+
+N_RANDOM = 24
+N_SLOW = 60
+
+
+@cached
+def default_cases():
+    rng = np.random.default_rng(81)
+    cases = [label_select_case(f"e{i}", rng, **p) for i, p in enumerate(EDGE)]
+    rng = np.random.default_rng(82)
+    return cases + [label_select_case(f"r{i}", rng, **random_params(rng)) for i in range(N_RANDOM)]
+
+
+@cached
+def slow_cases():
+    rng = np.random.default_rng(83)
+    return [label_select_case(f"s{i}", rng, frames=2, **random_params(rng)) for i in range(N_SLOW)]
+
+
+@pytest.mark.parametrize("idx", range(len(EDGE) + N_RANDOM))
+def test_label_select_lint(idx):
+    lint_rendered(default_cases()[idx].rendered)
+
+
+def test_label_select_exact_and_cycles():
+    """No back-pressure: bit-exact; cycles per frame within 5% of the analytic count."""
+    check_sim("tb_label_select", default_cases(), cycles_tol=0.05, tag="nobp")
+
+
+def test_label_select_backpressure():
+    """Random sink back-pressure and source gaps: still bit-exact."""
+    check_sim("tb_label_select", default_cases(), bp=0.5, gap=0.3, seed=9, tag="bp")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["nobp", "bp"])
+def test_label_select_sweep_slow(mode):
+    cases = slow_cases()
+    for c in cases:
+        lint_rendered(c.rendered)
+    if mode == "nobp":
+        check_sim("tb_label_select_slow", cases, cycles_tol=0.05, tag=mode)
+    else:
+        check_sim("tb_label_select_slow", cases, bp=0.6, gap=0.4, seed=29, tag=mode)

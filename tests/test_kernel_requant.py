@@ -1,0 +1,75 @@
+"""requant: standalone requantiser, thresholds (binary search) or multiplier/shift, exact."""
+
+import math  # noqa: F401
+
+import numpy as np
+import pytest
+
+from sim.cases import requant_case
+from sim.testing import cached, check_sim, lint_rendered, shards
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def random_params(rng) -> dict:
+    c = int(rng.choice([1, 2, 3, 4, 6, 8]))
+    rq = str(rng.choice(["thresholds", "multshift"]))
+    return dict(channels=c, simd=int(rng.choice(_divisors(c))), in_bits=int(rng.integers(2, 24)), rq=rq,
+                o_bits=int(rng.choice([1, 2, 3, 4])) if rq == "thresholds" else int(rng.choice([2, 4, 8])),
+                o_signed=bool(rng.random() < 0.4), ifm_dim=(int(rng.integers(1, 4)), int(rng.integers(1, 4))))
+
+
+EDGE = [
+    dict(channels=4, simd=2, in_bits=12, rq="thresholds", o_bits=4),
+    dict(channels=3, simd=3, in_bits=16, rq="multshift", o_bits=8, o_signed=True),
+    dict(channels=2, simd=1, in_bits=8, rq="thresholds", o_bits=1, o_bipolar=True),   # sign -> bipolar
+    dict(channels=8, simd=4, in_bits=20, rq="thresholds", o_bits=8, o_signed=True),   # 255 thresholds
+    dict(channels=1, simd=1, in_bits=2, rq="thresholds", o_bits=2),
+    dict(channels=6, simd=2, in_bits=10, rq="multshift", o_bits=4),
+]
+
+N_RANDOM = 24
+N_SLOW = 60
+
+
+@cached
+def default_cases():
+    rng = np.random.default_rng(101)
+    cases = [requant_case(f"e{i}", rng, **p) for i, p in enumerate(EDGE)]
+    rng = np.random.default_rng(102)
+    return cases + [requant_case(f"r{i}", rng, **random_params(rng)) for i in range(N_RANDOM)]
+
+
+@cached
+def slow_cases():
+    rng = np.random.default_rng(103)
+    return [requant_case(f"s{i}", rng, frames=2, **random_params(rng)) for i in range(N_SLOW)]
+
+
+@pytest.mark.parametrize("idx", range(len(EDGE) + N_RANDOM))
+def test_requant_lint(idx):
+    lint_rendered(default_cases()[idx].rendered)
+
+
+def test_requant_exact_and_cycles():
+    """No back-pressure: bit-exact; cycles per frame within 5% of the analytic count."""
+    check_sim("tb_requant", default_cases(), cycles_tol=0.05, tag="nobp")
+
+
+def test_requant_backpressure():
+    """Random sink back-pressure and source gaps: still bit-exact."""
+    check_sim("tb_requant", default_cases(), bp=0.5, gap=0.3, seed=9, tag="bp")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["nobp", "bp"])
+def test_requant_sweep_slow(mode):
+    cases = slow_cases()
+    for c in cases:
+        lint_rendered(c.rendered)
+    if mode == "nobp":
+        check_sim("tb_requant_slow", cases, cycles_tol=0.05, tag=mode)
+    else:
+        check_sim("tb_requant_slow", cases, bp=0.6, gap=0.4, seed=29, tag=mode)

@@ -1,0 +1,73 @@
+"""upsample: ops.upsample (nearest, integer factors); bit-exact, cycles, back-pressure."""
+
+import math  # noqa: F401
+
+import numpy as np
+import pytest
+
+from sim.cases import upsample_case
+from sim.testing import cached, check_sim, lint_rendered, shards
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def random_params(rng) -> dict:
+    c = int(rng.choice([1, 2, 3, 4, 6, 8]))
+    return dict(ifm_ch=c, simd=int(rng.choice(_divisors(c))), a_bits=int(rng.choice([1, 2, 4, 8])),
+                ifm_dim=(int(rng.integers(1, 5)), int(rng.integers(1, 5))),
+                factor=(int(rng.integers(1, 4)), int(rng.integers(1, 4))))
+
+
+EDGE = [
+    dict(ifm_ch=4, simd=2, a_bits=4, ifm_dim=3, factor=2),
+    dict(ifm_ch=1, simd=1, a_bits=1, ifm_dim=1, factor=3),                            # 1x1x1
+    dict(ifm_ch=3, simd=3, a_bits=8, ifm_dim=(2, 5), factor=(1, 2)),                  # width only
+    dict(ifm_ch=2, simd=1, a_bits=4, ifm_dim=(4, 1), factor=(3, 1)),                  # height only
+    dict(ifm_ch=4, simd=4, a_bits=2, ifm_dim=3, factor=1),                            # identity
+]
+
+N_RANDOM = 24
+N_SLOW = 60
+
+
+@cached
+def default_cases():
+    rng = np.random.default_rng(51)
+    cases = [upsample_case(f"e{i}", rng, **p) for i, p in enumerate(EDGE)]
+    rng = np.random.default_rng(52)
+    return cases + [upsample_case(f"r{i}", rng, **random_params(rng)) for i in range(N_RANDOM)]
+
+
+@cached
+def slow_cases():
+    rng = np.random.default_rng(53)
+    return [upsample_case(f"s{i}", rng, frames=2, **random_params(rng)) for i in range(N_SLOW)]
+
+
+@pytest.mark.parametrize("idx", range(len(EDGE) + N_RANDOM))
+def test_upsample_lint(idx):
+    lint_rendered(default_cases()[idx].rendered)
+
+
+def test_upsample_exact_and_cycles():
+    """No back-pressure: bit-exact; cycles per frame within 5% of the analytic count."""
+    check_sim("tb_upsample", default_cases(), cycles_tol=0.05, tag="nobp")
+
+
+def test_upsample_backpressure():
+    """Random sink back-pressure and source gaps: still bit-exact."""
+    check_sim("tb_upsample", default_cases(), bp=0.5, gap=0.3, seed=9, tag="bp")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["nobp", "bp"])
+def test_upsample_sweep_slow(mode):
+    cases = slow_cases()
+    for c in cases:
+        lint_rendered(c.rendered)
+    if mode == "nobp":
+        check_sim("tb_upsample_slow", cases, cycles_tol=0.05, tag=mode)
+    else:
+        check_sim("tb_upsample_slow", cases, bp=0.6, gap=0.4, seed=29, tag=mode)
