@@ -31,13 +31,16 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
                num_pix: int = 1, depthwise: bool = False, bias: np.ndarray | None = None,
                requant: RequantSpec | None = None, acc_bits: int | None = None, ram_style: str = "auto",
                use_dsp: bool | None = None, runtime_writable: bool = False, mem_dir: str = "",
-               tree_reg_every: int = 2, ir_params: dict | None = None) -> Rendered:
+               tree_reg_every: int = 2, ir_params: dict | None = None, yosys_compat: bool = True) -> Rendered:
     """Render an mvu for `weights` (MH, MW) (use mvu_matrix() for Conv weights).
 
     Non-depthwise: the input is, per output pixel, MW elements (window order KH, KW, IC) in MW/SIMD beats; the
     output is MH channels in MH/PE beats. Depthwise (simd == pe): per pixel, C/PE channel folds of K*K beats
     (swg depthwise order), weights (C, K*K), output C channels in C/PE beats.
     `ir_params` adds the IR's names (IFM_CH, OFM_CH, K, OFM_DIM, ...) to the header and localparams.
+    Weight memories: ram_style "auto" picks block / distributed / registers by size. Constant weights are a ROM
+    (rom_style "block" when large; small ROMs become LUTs), run-time writable ones a RAM with that ram_style.
+    `yosys_compat` leaves the rom_style "distributed" hint out (Yosys rejects it; Vivado infers it anyway).
     """
     W = np.asarray(weights, dtype=np.int64)
     assert W.ndim == 2
@@ -103,8 +106,13 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         mem_files[fname] = mem_text(pack_words(np.array(rows).reshape(wdepth, lanes), w_bits), ww)
         mem_paths.append(f"{mem_dir.rstrip('/') + '/' if mem_dir else ''}{fname}")
     w_style = ram_style_for(ww * wdepth, wdepth, ram_style)
-    if runtime_writable and w_style == "registers":
-        w_style = "distributed"
+    if runtime_writable:
+        w_attr = f'(* ram_style = "{w_style}" *) '
+    elif w_style == "block":
+        w_attr = '(* rom_style = "block" *) '
+    else:
+        # a small constant table: LUT ROM (Vivado: distributed ROM; Yosys has no ROM-to-LUTRAM mapping)
+        w_attr = '(* rom_style = "distributed" *) ' if w_style == "distributed" and not yosys_compat else ""
     need_ibuf = (not depthwise) and nf > 1
     ibuf_style = ram_style_for(simd * a_bits * sf, sf)
 
@@ -142,7 +150,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         W_BITS=w_bits, A_BITS=a_bits, W_SIGNED=w_signed, A_SIGNED=a_signed, W_BIPOLAR=w_bipolar,
         A_BIPOLAR=a_bipolar, XNOR=xnor, USE_DSP=use_dsp, P=P, LEVELS=levels, TREE_REGS=tree_regs,
         ACC_BITS=acc_bits, O_BITS=o_bits, HAS_BIAS=has_bias, NEED_IBUF=need_ibuf, IBUF_RAM_STYLE=ibuf_style,
-        W_RAM_STYLE=w_style, mem_files=list(mem_files), mem_paths=mem_paths, CFG=runtime_writable,
+        W_RAM_STYLE=w_style, W_ATTR=w_attr, mem_files=list(mem_files), mem_paths=mem_paths, CFG=runtime_writable,
         PEW=clog2(pe), CFG_AW=clog2(pe) + max(clog2(wdepth), 1), W_EXT=w_ext, A_EXT=a_ext,
         MUL_X=mul_x, MUL_XW=mul_xw, MUL_Y=mul_y, MUL_YW=mul_yw, RQ=rq, RQ_MODE=requant.mode, RQ_LAT=rq["lat"],
         RQ_USES_IDX=rq_uses_idx, NEED_N=need_n, LAT=lat, OQ_DEPTH=oq_depth,
