@@ -43,8 +43,14 @@ def run_cases(top: str, cases: list[Case], *, bp: float = 0.0, gap: float = 0.0,
         max_cycles = int(est * (1 + 8 * (bp + gap))) * 3 + 20000
     res = runner.run(b, dict(seed=seed, clock_ns=10, max_cycles=max_cycles, instances=insts), name=tag)
     out = {r["name"]: r for r in res["instances"]}
-    out["_meta"] = dict(cycles=res["cycles"], wall_s=res["wall_s"], log=res["log"], build=str(b.dir))
+    out["_meta"] = dict(cycles=res["cycles"], wall_s=res["wall_s"], sim_wall_s=res.get("sim_wall_s"), log=res["log"],
+                        build=str(b.dir), build_s=_build_time(b))
     return out
+
+
+def _build_time(b) -> float | None:
+    p = b.dir / "build_time.txt"
+    return float(p.read_text()) if p.exists() else None
 
 
 def failures(results: dict) -> list[str]:

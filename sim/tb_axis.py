@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import random
+import time
 
 import cocotb
 from cocotb.clock import Clock
@@ -112,6 +113,7 @@ async def run_spec(dut):
     await ClockCycles(dut.clk, 4)
     dut.rst.value = 0
     t0 = get_sim_time("step") / step_per_cycle
+    w0 = time.perf_counter()
     max_cycles = spec.get("max_cycles", 10 ** 6)
     while not all(t.done() for t in tasks):
         await ClockCycles(dut.clk, 200)
@@ -126,7 +128,8 @@ async def run_spec(dut):
                 f"frame ends so far {res.get('frame_ends')}")
         for port, ends in res.get("frame_ends", {}).items():
             res["frame_ends"][port] = [e - t0 for e in ends]
-    out = dict(instances=results, cycles=get_sim_time("step") / step_per_cycle - t0)
+    out = dict(instances=results, cycles=get_sim_time("step") / step_per_cycle - t0,
+               sim_wall_s=time.perf_counter() - w0)
     with open(os.environ["GEN_SIM_RESULTS"], "w") as f:
         json.dump(out, f)
     # pass/fail is judged by the caller from the results file (per instance, with details)

@@ -192,13 +192,15 @@ def module_name(kernel: str, layer: str) -> str:
     return f"{kernel}_{safe}"
 
 
-def ram_style_for(bits: int, depth: int, style: str = "auto") -> str:
-    """Memory style by size: registers for tiny, LUTRAM for small, BRAM for large (UG901 attribute values)."""
+def ram_style_for(bits: int, depth: int, style: str = "auto", rom: bool = False) -> str:
+    """Memory style by size (UG901 attribute values): registers for tiny memories, distributed (LUTRAM) for shallow
+    or small ones, block RAM beyond. A constant table (ROM) goes to block RAM sooner: LUT ROMs cost more LUTs per
+    bit than LUTRAM. On the xc7z020 one RAMB18 (18 kbit) is worth roughly 190 of its 53k LUTs."""
     if style != "auto":
         return style
     if depth <= 2 or bits <= 64:
         return "registers"
-    if bits <= 4096 or depth <= 64:
+    if depth <= 64 or bits <= (1024 if rom else 8192):
         return "distributed"
     return "block"
 

@@ -105,7 +105,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         fname = f"{name}_w{p}.mem"
         mem_files[fname] = mem_text(pack_words(np.array(rows).reshape(wdepth, lanes), w_bits), ww)
         mem_paths.append(f"{mem_dir.rstrip('/') + '/' if mem_dir else ''}{fname}")
-    w_style = ram_style_for(ww * wdepth, wdepth, ram_style)
+    w_style = ram_style_for(ww * wdepth, wdepth, ram_style, rom=not runtime_writable)
     if runtime_writable:
         w_attr = f'(* ram_style = "{w_style}" *) '
     elif w_style == "block":
