@@ -82,7 +82,7 @@ FOLDS = [(1, 1), (2, 2), (4, 4), (8, 8), (16, 16)]
 
 
 def _synth_one(args):
-    bits, pe, simd, use_dsp = args
+    bits, pe, simd, use_dsp, ram_style = args
     from gen.rtl.mvu import render_mvu
     from gen.rtl.synth import synth
     rng = np.random.default_rng(bits * 100 + pe)
@@ -91,14 +91,15 @@ def _synth_one(args):
         w = np.where(rng.random((MH, MW)) < 0.5, -1, 1)
     else:
         w = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=(MH, MW))
-    name = f"b{bits}_{pe}x{simd}{'_dsp' if use_dsp else ''}"
+    name = f"b{bits}_{pe}x{simd}{'_dsp' if use_dsp else ''}_{ram_style}"
     r = render_mvu(name, w, pe=pe, simd=simd, w_bits=bits, a_bits=bits, w_signed=not xnor, a_signed=False,
-                   w_bipolar=xnor, a_bipolar=xnor, use_dsp=use_dsp, num_pix=1)
+                   w_bipolar=xnor, a_bipolar=xnor, use_dsp=use_dsp, num_pix=1, ram_style=ram_style)
     wd = REPO / "build" / "bench_synth" / name
     t0 = time.time()
     s = synth(r, wd)
     macs = pe * simd
     return dict(bits=bits, pe=pe, simd=simd, macs=macs, mult="xnor" if xnor else ("dsp" if use_dsp else "lut"),
+                ram_style=ram_style,
                 lut=s["lut"], ff=s["ff"], lutram=s["lutram"], srl=s["srl"], bram36=s["bram36"], dsp=s["dsp"],
                 carry4=s["carry4"], lut_per_mac=round(s["lut"] / macs, 1), acc_bits=r.params["ACC_BITS"],
                 w_style=r.extra["w_ram_style"], synth_s=round(time.time() - t0, 1))
@@ -106,12 +107,18 @@ def _synth_one(args):
 
 def bench_resources(quick: bool, jobs: int) -> list[dict]:
     folds = FOLDS[:3] if quick else FOLDS
-    jobs_list = [(b, pe, simd, b == 8) for b in (1, 2, 4, 8) for pe, simd in folds]
-    jobs_list += [(8, pe, simd, False) for pe, simd in folds]  # 8-bit multiplies in LUTs, for comparison
+    # weights in block RAM everywhere, so that LUTs per MAC compare the datapaths
+    jobs_list = [(b, pe, simd, b == 8, "block") for b in (1, 2, 4, 8) for pe, simd in folds]
+    jobs_list += [(8, pe, simd, False, "block") for pe, simd in folds]  # 8-bit multiplies in LUTs, for comparison
+    # and the default memory choice where it differs (shallow, wide weight tables as LUT ROM)
+    big = folds[-1]
+    jobs_list += [(b, big[0], big[1], d, "auto") for b, d in ((1, False), (2, False), (4, False), (8, True),
+                                                              (8, False))]
     rows = []
     with ProcessPoolExecutor(max_workers=jobs) as ex:
         for row in ex.map(_synth_one, jobs_list):
-            print(f"synth {row['bits']}b {row['mult']:4s} {row['pe']:2d}x{row['simd']:<2d}: LUT {row['lut']:6d} FF "
+            print(f"synth {row['bits']}b {row['mult']:4s} {row['pe']:2d}x{row['simd']:<2d} {row['ram_style']:5s}: "
+                  f"LUT {row['lut']:6d} FF "
                   f"{row['ff']:6d} LUTRAM {row['lutram']:4d} BRAM36 {row['bram36']:5.1f} DSP {row['dsp']:3d} "
                   f"({row['synth_s']} s)", flush=True)
             rows.append(row)
@@ -121,6 +128,7 @@ def bench_resources(quick: bool, jobs: int) -> list[dict]:
 # ------------------------------------------------------------------------------------------------ report
 
 def plot(rows: list[dict], path: Path):
+    rows = [r for r in rows if r["ram_style"] == "block"]
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -143,7 +151,7 @@ def plot(rows: list[dict], path: Path):
     ax.set_yscale("log")
     ax.set_xlabel("weight and activation bits")
     ax.set_ylabel("LUTs per MAC (whole mvu / (PE x SIMD))")
-    ax.set_title(f"mvu {MH}x{MW}, Yosys synth_xilinx xc7, no requantisation")
+    ax.set_title(f"mvu {MH}x{MW}, Yosys synth_xilinx xc7, weights in BRAM, no requant", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -167,15 +175,26 @@ def markdown(sim_rows, res_rows, meta) -> str:
                        f"{r['analytic']} |")
         out.append("")
     if res_rows:
+        hdr = ["| bits | mult | PE x SIMD | MACs | LUT | FF | LUTRAM | SRL | BRAM36 | DSP | LUT/MAC | ACC bits | weights |",
+               "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+
+        def row(r):
+            return (f"| {r['bits']} | {r['mult']} | {r['pe']}x{r['simd']} | {r['macs']} | {r['lut']} | {r['ff']} | "
+                    f"{r['lutram']} | {r['srl']} | {r['bram36']:g} | {r['dsp']} | {r['lut_per_mac']} | "
+                    f"{r['acc_bits']} | {r['w_style']} |")
         out += [f"## mvu resources (Yosys `synth_xilinx -family xc7`, MH={MH} x MW={MW}, raw accumulator output)", "",
-                "LUT excludes LUTRAM (`LUT as memory`, listed separately); BRAM in RAMB36 equivalents. "
-                "1-bit is XNOR-popcount (bipolar); 8-bit multiplies go to DSP48E1 (`dsp`) or to LUTs (`lut`).", "",
-                "| bits | mult | PE x SIMD | MACs | LUT | FF | LUTRAM | SRL | BRAM36 | DSP | LUT/MAC | ACC bits | weights |",
-                "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-        for r in sorted(res_rows, key=lambda r: (r["bits"], r["mult"], r["macs"])):
-            out.append(f"| {r['bits']} | {r['mult']} | {r['pe']}x{r['simd']} | {r['macs']} | {r['lut']} | {r['ff']} | "
-                       f"{r['lutram']} | {r['srl']} | {r['bram36']:g} | {r['dsp']} | {r['lut_per_mac']} | "
-                       f"{r['acc_bits']} | {r['w_style']} |")
+                "Out of context, no I/O buffers. LUT excludes LUTRAM (`LUT as memory`, listed separately) and SRLs; "
+                "BRAM in RAMB36 equivalents (one memory per PE, so at least PE x RAMB18). 1-bit is XNOR-popcount "
+                "(bipolar); 8-bit multiplies go to DSP48E1 (`dsp`) or to LUTs (`lut`). Weights forced to block RAM "
+                "(`ram_style=\"block\"`) so that LUTs per MAC compare the datapaths:", ""] + hdr
+        out += [row(r) for r in sorted((r for r in res_rows if r["ram_style"] == "block"),
+                                       key=lambda r: (r["bits"], r["mult"], r["macs"]))]
+        auto = [r for r in res_rows if r["ram_style"] == "auto"]
+        if auto:
+            out += ["", "With the default memory choice (`ram_style=\"auto\"`): at 16x16 each PE's table is only 64 "
+                    "words deep but 16 x bits wide, so the constant weights become a LUT ROM (Vivado maps a 64-deep "
+                    "ROM at 64 bits per LUT6; Yosys, without a ROM-to-LUTRAM mapping, spends several times more LUTs):",
+                    ""] + hdr + [row(r) for r in sorted(auto, key=lambda r: (r["bits"], r["mult"]))]
         out += ["", "![LUTs per MAC](mvu_luts_per_mac.png)", ""]
     return "\n".join(out) + "\n"
 

@@ -331,3 +331,45 @@ def requant_case(name: str, rng, *, channels: int, simd: int, in_bits: int, rq: 
                "out": {"m_axis": frames_of(y, r.params["O_BITS"], bipolar=o_bipolar)}}]
     return Case(name, r, phases, h * w * channels // simd, dict(channels=channels, simd=simd, in_bits=in_bits, rq=rq,
                                                                 o_bits=o_bits))
+
+
+# ================================================================================================== chains
+
+def chain_case(name: str, rng, *, kind: str, ifm_ch: int, ifm_dim, simd: int, a_bits: int, k=3, stride=1,
+               pads=(0, 0, 0, 0), pad_value: int = 0, pe: int = 1, ofm_ch: int = 4, w_bits: int = 4,
+               o_bits: int = 4, frames: int = 3) -> Case:
+    """swg -> mvu (conv), swg -> mvu (depthwise), swg -> pool (max / average): the composition against the plain
+    golden layer (ops.conv / ops.maxpool / ops.pool_sum + requant) on the unwindowed input."""
+    from gen.rtl.chain import render_chain
+    from gen.rtl.mvu import mvu_matrix, render_mvu
+    from gen.rtl.pool import render_pool
+    from gen.rtl.swg import render_swg, swg_geometry
+    h, w, kh, kw, sh, sw, *_ , oh, ow = swg_geometry(ifm_dim, k, stride, pads)
+    x = rand_vals(rng, (frames, h, w, ifm_ch), a_bits, False)
+    dw = kind in ("dwconv", "maxpool", "avgpool")
+    pv = 0 if kind == "maxpool" else pad_value  # unsigned codes: 0 is the minimum
+    swg = render_swg(name + "_swg", ifm_ch=ifm_ch, ifm_dim=(h, w), simd=simd, a_bits=a_bits, k=(kh, kw),
+                     stride=(sh, sw), pads=pads, pad_value=pv, depthwise=dw)
+    if kind in ("conv", "dwconv"):
+        shape = (ifm_ch, kh, kw, 1) if dw else (ofm_ch, kh, kw, ifm_ch)
+        wt = rand_vals(rng, shape, w_bits, True)
+        acc = ops.conv(x, wt, (sh, sw), pads, groups=ifm_ch if dw else 1, pad_value=pad_value)
+        spec = rand_requant(rng, acc, "thresholds", o_bits, False)
+        y = spec.golden(acc)
+        second = render_mvu(name + "_mvu", mvu_matrix(wt), pe=simd if dw else pe, simd=simd, w_bits=w_bits,
+                            a_bits=a_bits, num_pix=oh * ow, depthwise=dw, requant=spec)
+    elif kind == "maxpool":
+        y = ops.maxpool(x, (kh, kw), (sh, sw), pads)
+        second = render_pool(name + "_pool", mode="max", channels=ifm_ch, simd=simd, a_bits=a_bits, kernel=(kh, kw),
+                             num_pix=oh * ow)
+    else:
+        acc = ops.pool_sum(x, (kh, kw), (sh, sw), pads, pad_value)
+        spec = rand_requant(rng, acc, "thresholds", o_bits, False)
+        y = spec.golden(acc)
+        second = render_pool(name + "_pool", mode="sum", channels=ifm_ch, simd=simd, a_bits=a_bits, kernel=(kh, kw),
+                             num_pix=oh * ow, requant=spec)
+    r = render_chain(name, [swg, second])
+    ob = second.params["O_BITS"]
+    phases = [{"in": {"s_axis": frames_of(x, a_bits)}, "out": {"m_axis": frames_of(y, ob)}}]
+    return Case(name, r, phases, r.cycles_per_frame, dict(kind=kind, ifm_ch=ifm_ch, ifm_dim=(h, w), simd=simd,
+                                                          k=(kh, kw), stride=(sh, sw), pads=pads, pe=pe))

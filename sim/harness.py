@@ -25,7 +25,9 @@ class Case:
 
 
 def instance_spec(case: Case, prefix: str, bp: float = 0.0, gap: float = 0.0) -> dict:
-    return dict(name=case.name, prefix=prefix, streams=case.streams, bp=bp, gap=gap, phases=case.phases)
+    # with back-pressure, also check that stalled outputs hold tvalid/tdata/tlast
+    return dict(name=case.name, prefix=prefix, streams=case.streams, bp=bp, gap=gap, phases=case.phases,
+                check_protocol=bp > 0)
 
 
 def build_cases(top: str, cases: list[Case]) -> runner.Build:

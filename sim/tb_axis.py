@@ -4,7 +4,7 @@ Spec (path in $GEN_SIM_SPEC):
   {"seed": int, "clock_ns": 10, "max_cycles": int,
    "instances": [{"name": str, "prefix": "i0_",
                   "streams": {"s_axis": {"dir": "in", "lanes": L, "bits": W}, "m_axis": {"dir": "out", ...}},
-                  "bp": p_sink_pause, "gap": p_source_pause,
+                  "bp": p_sink_pause, "gap": p_source_pause, "check_protocol": bool,
                   "phases": [{"cfg": [[addr, data], ...],            # optional writes on <prefix>cfg_*
                               "in": {"s_axis": [[elem, ...], ...]},  # frames of raw element codes
                               "out": {"m_axis": [[elem, ...], ...]}}]}]}
@@ -31,6 +31,23 @@ from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStream
 def _pauses(rng: random.Random, p: float):
     while True:
         yield rng.random() < p
+
+
+async def _protocol_check(dut, prefix: str, port: str, errors: list):
+    """AXI-Stream rule on an output: once tvalid is high it stays high, with tdata/tlast unchanged, until tready."""
+    valid = getattr(dut, f"{prefix}{port}_tvalid")
+    ready = getattr(dut, f"{prefix}{port}_tready")
+    data = getattr(dut, f"{prefix}{port}_tdata")
+    last = getattr(dut, f"{prefix}{port}_tlast")
+    held = None
+    edge = RisingEdge(dut.clk)
+    while True:
+        await edge
+        v = int(valid.value)
+        if held is not None and (not v or (int(data.value), int(last.value)) != held):
+            errors.append(f"{port}: tvalid/tdata/tlast changed while stalled at {get_sim_time('ns')} ns")
+            return
+        held = (int(data.value), int(last.value)) if (v and not int(ready.value)) else None
 
 
 async def _cfg_writes(dut, prefix: str, writes):
@@ -72,6 +89,9 @@ async def _instance_body(dut, inst: dict, res: dict, step_per_cycle: int, seed: 
             sinks[port] = s
         s.log.setLevel(logging.WARNING)
     res.update(ok=False, errors=[], frame_ends={p: [] for p in sinks}, frames_ok=0)
+    proto_errors: list = []
+    checkers = [cocotb.start_soon(_protocol_check(dut, prefix, p, proto_errors)) for p in sinks] \
+        if inst.get("check_protocol") else []
     await ClockCycles(dut.clk, 1)
     while int(dut.rst.value):
         await RisingEdge(dut.clk)
@@ -94,6 +114,9 @@ async def _instance_body(dut, inst: dict, res: dict, step_per_cycle: int, seed: 
                                                     if bad else "") + f"; got[:16]={got[:16]} exp[:16]={list(exp)[:16]}")
                 else:
                     res["frames_ok"] += 1
+    for c in checkers:
+        c.cancel()
+    res["errors"] += proto_errors
     res["ok"] = not res["errors"]
 
 

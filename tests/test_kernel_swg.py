@@ -94,3 +94,27 @@ def test_swg_sweep_slow(mode):
         check_sim("tb_swg_slow", cases, cycles_tol=0.05, tag=mode)
     else:
         check_sim("tb_swg_slow", cases, bp=0.6, gap=0.4, seed=17, tag=mode)
+
+
+CHAINS = [
+    dict(kind="conv", ifm_ch=4, ifm_dim=6, simd=2, pe=2, ofm_ch=4, a_bits=4, k=3, pads=(1, 1, 1, 1), pad_value=3),
+    dict(kind="conv", ifm_ch=3, ifm_dim=(5, 7), simd=3, pe=1, ofm_ch=2, a_bits=2, k=(3, 2), stride=(2, 1)),
+    dict(kind="dwconv", ifm_ch=6, ifm_dim=5, simd=3, a_bits=4, k=3, stride=2, pads=(1, 1, 1, 1), pad_value=1),
+    dict(kind="maxpool", ifm_ch=4, ifm_dim=6, simd=2, a_bits=4, k=2, stride=2),
+    dict(kind="maxpool", ifm_ch=2, ifm_dim=5, simd=1, a_bits=8, k=3, stride=2, pads=(1, 1, 1, 1)),
+    dict(kind="avgpool", ifm_ch=4, ifm_dim=4, simd=4, a_bits=4, k=2, stride=1, pads=(0, 0, 1, 1), pad_value=2),
+]
+
+
+@cached
+def chain_cases():
+    from sim.cases import chain_case
+    rng = np.random.default_rng(14)
+    return [chain_case(f"c{i}", rng, **p) for i, p in enumerate(CHAINS)]
+
+
+@pytest.mark.parametrize("bp", [0.0, 0.5])
+def test_swg_chains_match_golden_layers(bp):
+    """swg -> mvu == ops.conv (+ requant), swg -> mvu (depthwise) == ops.conv(groups=C), swg -> pool ==
+    ops.maxpool / ops.pool_sum (+ requant), on the unwindowed input."""
+    check_sim("tb_chain", chain_cases(), bp=bp, gap=bp / 2, seed=31, tag=f"bp{bp}")
