@@ -73,3 +73,56 @@ def test_requant_sweep_slow(mode):
         check_sim("tb_requant_slow", cases, cycles_tol=0.05, tag=mode)
     else:
         check_sim("tb_requant_slow", cases, bp=0.6, gap=0.4, seed=29, tag=mode)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The binary-search tables the hardware uses, checked exhaustively in Python over the whole input range.
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from gen.golden import ops  # noqa: E402
+from gen.rtl.requant import RequantSpec, requant_ctx  # noqa: E402
+
+
+def _model(r, x, channels):
+    """What the RTL computes, stage by stage, from the tables requant_ctx() renders."""
+    lanes, B = r["lanes"], r["stages"]
+    neg = np.zeros(channels, bool)
+    if r["neg_mode"] == "all":
+        neg[:] = True
+    elif r["neg_mode"] == "rom":
+        for i, w in enumerate(r["neg_words"]):
+            for lane in range(lanes):
+                neg[i * lanes + lane] = bool((w >> lane) & 1)
+    out = np.zeros((len(x), channels), dtype=np.int64)
+    for c in range(channels):
+        idx, lane = divmod(c, lanes)
+        v = -x if neg[c] else x
+        pos = np.zeros(len(x), dtype=np.int64)
+        for s in range(B):
+            t = np.asarray(r["stage_tables"][s][lane])[idx * (1 << s) + (pos >> (B - s))]
+            pos += np.where(v >= t, 1 << (B - 1 - s), 0)
+        out[:, c] = pos + r["out_lo"]
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_threshold_tables_exhaustive(data):
+    channels = data.draw(st.sampled_from([1, 2, 3, 4, 6]))
+    lanes = data.draw(st.sampled_from([d for d in range(1, channels + 1) if channels % d == 0]))
+    in_bits = data.draw(st.integers(2, 9))
+    lo, hi = -(1 << (in_bits - 1)), (1 << (in_bits - 1)) - 1
+    k = data.draw(st.integers(0, 15))
+    per_tensor = data.draw(st.booleans())
+    rows = 1 if per_tensor else channels
+    T = np.sort(np.array(data.draw(st.lists(st.integers(lo - 40, hi + 40), min_size=rows * k, max_size=rows * k)),
+                         dtype=np.int64).reshape(rows, k), axis=1)
+    neg = np.zeros(channels, bool) if per_tensor else np.array(
+        data.draw(st.lists(st.booleans(), min_size=channels, max_size=channels)), bool)
+    out_lo = data.draw(st.integers(-8, 3))
+    spec = RequantSpec("thresholds", thresholds=T, negate=neg, out_lo=out_lo)
+    r = requant_ctx(spec, channels, lanes, lo, hi, in_bits, "d", "v", "i", "l")
+    x = np.arange(lo, hi + 1, dtype=np.int64)
+    want = ops.requant_thresholds(np.repeat(x[:, None], channels, 1), T, neg, out_lo)
+    assert np.array_equal(_model(r, x, channels), want)

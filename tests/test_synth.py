@@ -95,3 +95,11 @@ def test_kernel_synthesizes(tmp_path, kernel):
         assert s["srl"] > 0, s["cells"]
     if kernel == "fifo_bram":
         assert s["bram36"] >= 1, s["cells"]
+
+
+def test_large_line_buffer_is_bram(tmp_path):
+    from gen.rtl.swg import render_swg
+    r = render_swg("syn_lb", ifm_ch=32, ifm_dim=32, simd=4, a_bits=8, k=3, stride=1, pads=(1, 1, 1, 1))
+    assert r.extra["ram_style"] == "block"
+    s = synth(r, tmp_path)
+    assert s["bram36"] >= 1, s["cells"]
