@@ -320,10 +320,7 @@ class Lowering:
         body = target[1:]
         if target[0] not in (-1, 0, 1) or (target[0] == -1 and -1 in body):
             if target[0] * int(np.prod([b for b in body if b > 0])) == idx.size and -1 not in body:
-                body = target  # the batch axis was merged in: only legal for batch 1
                 raise node_error(node, "reshape merges the batch axis into the data; export with a batch axis")
-        if target[0] == -1 and -1 not in body and int(np.prod(body)) == idx.size:
-            pass
         body = [idx.shape[i] if s == 0 and i < idx.ndim else s for i, s in enumerate(body)]
         try:
             return idx.reshape(body)
@@ -502,8 +499,6 @@ class Lowering:
                             onnx.TensorProto.INT4: (-8, 7, 4), onnx.TensorProto.UINT4: (0, 15, 4)}[out_dtype]
         else:
             lo, hi, bits = dt[np.dtype(zdtype)]
-        if a.get("saturate", 1) == 0:
-            pass
         return scale, zp, lo, hi, bits, a.get("axis", 1)
 
     def _axis_shape(self, arr, axis, ndim):
@@ -561,13 +556,9 @@ class Lowering:
         if lin.ops:
             raise node_error(node, "DequantizeLinear of a value that is not an integer tensor")
         C = self.t(lin.tensor).channels
-        self._check_codes_match(node, lin, scale, zp)
         self.values[node.output[0]] = Lin(lin.tensor, lin.index,
                                           [Arith("sub", self.chan_const(node, zp.astype(np.float32), lin.index, C)),
                                            Arith("mul", self.chan_const(node, scale, lin.index, C))])
-
-    def _check_codes_match(self, node, lin, scale, zp):
-        pass
 
     def op_Clip(self, node):
         v = self.values.get(node.input[0])
@@ -1098,8 +1089,7 @@ class Lowering:
         ab = affine_of(lin.ops, C)
         if ab is None:
             dirs = {chain_direction(lin.ops, c) for c in range(C)}
-            if C == 1 or (len(vars_set := {repr([o.to_json() for o in lin.ops])}) == 1 and dirs == {1}
-                          and all(not isinstance(o, (Affine, Arith)) or (
+            if C == 1 or (dirs == {1} and all(not isinstance(o, (Affine, Arith)) or (
                               np.asarray(getattr(o, "c", 0)).size == 1 and len(getattr(o, "a", [0])) <= 1)
                               for o in lin.ops)):
                 return  # one monotone-increasing map shared by every channel: arg-max of the codes
@@ -1129,7 +1119,6 @@ class Lowering:
         bias = (prod.bias if prod.bias is not None else 0) * Mv + np.array(B, dtype=np.int64)
         self.design.layers[i] = type(prod)(**{**{f: getattr(prod, f) for f in prod.__dataclass_fields__},
                                               "weight": w, "bias": bias})
-        lo = int(np.minimum(w * t.lo, w * t.hi).sum() + bias.min()) if False else None
         src = self.t(prod.inputs[0])
         wr = w.reshape(w.shape[0], -1)
         lo = int((np.minimum(wr * src.lo, wr * src.hi).sum(1) + bias).min())
