@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ from onnx import TensorProto, helper
 from gen.golden.model import infer
 from gen.ir.design import Design
 
-MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+# ../shared/models beside the checkout, or wherever GEN_SHARED_MODELS points
+MODELS = Path(os.environ.get("GEN_SHARED_MODELS", Path(__file__).resolve().parents[2] / "shared" / "models"))
 TFC = MODELS / "tfc_2w2a.onnx"
 
 

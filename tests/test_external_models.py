@@ -1,5 +1,6 @@
 """The real models in ../shared/models lower, reproduce their reference pairs, and pass `gen check`."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ from gen.frontend import load_design
 from gen.golden.check import check, sample_inputs
 from gen.golden.model import infer
 
-MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+# ../shared/models beside the checkout, or wherever GEN_SHARED_MODELS points
+MODELS = Path(os.environ.get("GEN_SHARED_MODELS", Path(__file__).resolve().parents[2] / "shared" / "models"))
 NAMES = ["tfc_1w1a", "tfc_1w2a", "tfc_2w2a", "qkeras_qconv2d_mnist"]
 
 
