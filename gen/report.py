@@ -30,8 +30,12 @@ def layer_rows(design: Design) -> list[dict]:
                 detail = (f"k{layer.kernel[0]}x{layer.kernel[1]} s{layer.stride[0]} p{list(layer.pads)}"
                           + (f" g{layer.groups}" if layer.groups > 1 else ""))
         elif isinstance(layer, L.Requant):
-            params = layer.thresholds.size * ins[0].bits
-            detail = f"{layer.thresholds.shape[1]} thr/ch" + (" (mult/shift)" if layer.uses_multshift else "")
+            if layer.thresholds is None:
+                params = 2 * layer.mult.size * out.bits
+                detail = "exact integer rescale (mult/offset)"
+            else:
+                params = layer.thresholds.size * ins[0].bits
+                detail = f"{layer.thresholds.shape[1]} thr/ch" + (" (mult/shift)" if layer.uses_multshift else "")
         elif isinstance(layer, (L.MaxPool, L.AvgPool)):
             detail = f"k{layer.kernel[0]}x{layer.kernel[1]} s{layer.stride[0]}"
         elif isinstance(layer, L.Upsample):

@@ -690,9 +690,12 @@ class Lowering:
             ka.append(p)
             kb.append(q)
             unit.append(ay[c] / q)
-        if max(abs(v) for v in ka + kb) >= (1 << 31):
-            raise node_error(node, "the two operands' scales have no small exact integer ratio",
-                             "Use scales whose ratio is a small fraction (e.g. powers of two)")
+        # the sum is exact in integers: ka * x + kb * y (unit ay / kb); the following requantiser thresholds the
+        # wide sum, so only its range limits this (int64 in the golden model)
+        xm, ym = max(abs(tx.lo), abs(tx.hi)), max(abs(ty.lo), abs(ty.hi))
+        if max(abs(a) * xm + abs(b) * ym for a, b in zip(ka, kb)) >= (1 << 62):
+            raise node_error(node, "the two operands' scales have no exact integer ratio within 62 bits",
+                             "Use scales whose ratio is a simpler fraction (e.g. powers of two)")
         ka_a, kb_a = np.array(ka, dtype=np.int64), np.array(kb, dtype=np.int64)
         lo = int(np.min(np.minimum(ka_a * tx.lo, ka_a * tx.hi) + np.minimum(kb_a * ty.lo, kb_a * ty.hi)))
         hi = int(np.max(np.maximum(ka_a * tx.lo, ka_a * tx.hi) + np.maximum(kb_a * ty.lo, kb_a * ty.hi)))
@@ -1072,9 +1075,11 @@ class Lowering:
                                if self.label else "tensor"}
         self.scores_ops = list(lin.ops)
         if self.label is not None:
+            self.label_input = des.scores
             self._fold_label_affine(lin)
             lab = self.new_tensor("label", (1, 1, self.label[1]), 0, self.t(des.scores).elements - 1)
-            des.add_layer(LabelSelect(name="label_select", inputs=(des.scores,), output=lab.name, k=self.label[1],
+            des.add_layer(LabelSelect(name="label_select", inputs=(self.label_input,), output=lab.name,
+                                      k=self.label[1],
                                       onnx_nodes=(self.label[0].name,)))
             des.output = lab.name
         else:
@@ -1103,27 +1108,45 @@ class Lowering:
             return
         if any(x <= 0 for x in a):
             raise GenError("arg-max at the output: a channel has a non-positive scale")
-        # unit u = gcd of all a_c and b_c; integer M_c = a_c / u, B_c = b_c / u
+        # unit u = gcd of all a_c and b_c; integer M_c = a_c / u, B_c = b_c / u; the arg-max then compares the
+        # exact integers M_c * acc_c + B_c, computed by a multiplier-only Requant after the scores (the scores
+        # themselves stay the small accumulators, sent to the host and dequantised there as the reference does)
         vals = [x for x in a + b if x != 0]
         den = math.lcm(*(x.denominator for x in vals))
         num = math.gcd(*(x.numerator * (den // x.denominator) for x in vals))
         u = Fraction(num, den)
         M = [int(x / u) for x in a]
         B = [int(x / u) for x in b]
-        prod = self.design.producer(lin.tensor)
-        if not isinstance(prod, (Dense, Conv)) or max(M) > (1 << 40):
-            raise GenError("arg-max at the output: the per-class scales/biases cannot be folded into integers")
-        i = self.design.layers.index(prod)
-        Mv = np.array(M, dtype=np.int64)
-        w = prod.weight * Mv.reshape((-1,) + (1,) * (prod.weight.ndim - 1))
-        bias = (prod.bias if prod.bias is not None else 0) * Mv + np.array(B, dtype=np.int64)
-        self.design.layers[i] = type(prod)(**{**{f: getattr(prod, f) for f in prod.__dataclass_fields__},
-                                              "weight": w, "bias": bias})
-        src = self.t(prod.inputs[0])
-        wr = w.reshape(w.shape[0], -1)
-        lo = int((np.minimum(wr * src.lo, wr * src.hi).sum(1) + bias).min())
-        hi = int((np.maximum(wr * src.lo, wr * src.hi).sum(1) + bias).max())
-        self.design.tensors[t.name] = TensorInfo(**{**t.__dict__, "lo": lo, "hi": hi})
-        self.design.output_boundary["chain"] = [Affine([u] * C, [Fraction(0)] * C).to_json()]
-        self.design.notes.append(f"per-class scales and biases folded into '{prod.name}' (weights x {M[:4]}..., "
-                                 "integer bias) so that the arg-max compares exact values")
+        note = ""
+        if self._label_range(M, B, t) >= 1 << 62:
+            # the biases are finer than the scales: round them down to a grid 2^-48 of the score range. The
+            # arg-max can then differ from the exact one only where two classes' scores are within that step,
+            # far inside float32 rounding (a proven near-tie against any float32 reference)
+            da = math.lcm(*(y.denominator for y in a))
+            ua = Fraction(math.gcd(*(x.numerator * (da // x.denominator) for x in a)), da)
+            k = 0
+            while self._label_range([int(x / ua) << (k + 1) for x in a], [math.floor(x / ua * 2 ** (k + 1))
+                                                                         for x in b], t) < 1 << 48:
+                k += 1
+            ua = ua / 2 ** k
+            M = [int(x / ua) for x in a]
+            B = [math.floor(x / ua) for x in b]
+            note = f"; biases rounded down to multiples of 2^{math.log2(ua):.0f}"
+        if self._label_range(M, B, t) >= 1 << 62:
+            raise GenError(f"arg-max at the output: the per-class scales of '{lin.tensor}' need more than "
+                           f"62-bit exact scores (scales {float(min(a)):.3g}..{float(max(a)):.3g}); "
+                           "use one scale for all classes")
+        ext = [m * v + bb for m, bb in zip(M, B) for v in (t.lo, t.hi)]
+        lo, hi = min(ext), max(ext)
+        out = self.new_tensor("label_scores", t.shape, lo, hi)
+        self.design.add_layer(Requant(
+            name="label_scale", inputs=(lin.tensor,), output=out.name, thresholds=None,
+            negate=np.zeros(C, dtype=bool), out_lo=lo, out_hi=hi, mult=np.array(M, dtype=np.int64),
+            offset=np.array(B, dtype=np.int64), shift=0, onnx_nodes=()))
+        self.label_input = out.name
+        self.design.notes.append(f"arg-max compares exact integers: per-class multiplier/offset (layer "
+                                 f"'label_scale', up to {max(hi, -lo).bit_length() + 1} bits) after '{lin.tensor}'{note}")
+
+    @staticmethod
+    def _label_range(M, B, t) -> int:
+        return max(abs(m) * max(abs(t.lo), abs(t.hi)) + abs(bb) for m, bb in zip(M, B))

@@ -86,6 +86,8 @@ class Requant(Layer):
     code = out_lo + #{k : s_c * x >= thresholds[c, k]} with s_c = -1 where negate[c] (FINN's multithreshold).
     `mult`/`offset`/`shift`, when set, reproduce the same function over the input's whole range
     (checked at compile time): code = clamp((x * mult[c] + offset[c]) >> shift, out_lo, out_hi).
+    A multiplier-only Requant (thresholds None) is an exact wide integer rescale, e.g. of the scores that an
+    arg-max compares when the classes have different scales.
     `boundaries` are the exact real-valued transition points (thresholds before rounding to integers) and
     `chain` the element-wise ops they were derived from; the checker uses both to prove near-ties.
     """
