@@ -1,0 +1,274 @@
+"""The accelerator shell around the kernels: input/output adapters, stream fork, the AXI-Lite control block
+(generated from gen/shell/regmap.py) and the plain-Verilog top wrapper `regmap.TOP_MODULE`."""
+
+from __future__ import annotations
+
+from ..shell import regmap
+from .common import Port, Rendered, Stream, axis_ports, clog2, header, render_template, ubits
+
+
+def render_input_adapter(*, n_elems: int, simd: int, a_bits: int, dma_bits: int) -> Rendered:
+    dma_bytes = dma_bits // 8
+    assert a_bits <= 8 and (n_elems % simd == 0)
+    nb = regmap.beats(regmap.in_frame_bytes(n_elems), dma_bits)
+    lastn = n_elems - (nb - 1) * dma_bytes
+    cap = simd + dma_bytes
+    nout = n_elems // simd
+    name = "accel_input"
+    params = dict(N_ELEMS=n_elems, SIMD=simd, A_BITS=a_bits, DMA_BITS=dma_bits, NB=nb)
+    sv = render_template("accel_input.sv.j2", name=name, params=params,
+                         header=header("input adapter", name, "input", params),
+                         N_ELEMS=n_elems, SIMD=simd, A_BITS=a_bits, DMA_BITS=dma_bits, DMA_BYTES=dma_bytes, NB=nb,
+                         LASTN=lastn, CAP=cap, CNTW=ubits(cap), BW=max(1, clog2(nb)), NOUT=nout,
+                         OW=max(1, clog2(nout)))
+    ports = [Port("clk", "input", 1), Port("rst", "input", 1)] + axis_ports("s_axis", "in", dma_bits) + \
+        axis_ports("m_axis", "out", simd * a_bits) + [Port("meta_space", "input", 1), Port("frame_start", "output", 1),
+                                                      Port("frame_done", "output", 1), Port("frame_flags", "output", 2)]
+    return Rendered("accel_input", name, sv, {}, ports, [Stream("m_axis", "out", simd, a_bits)], params,
+                    cycles_per_frame=max(nb, nout))
+
+
+def render_output_adapter(*, num_scores: int, lanes: int, s_bits: int, s_signed: bool, s_bipolar: bool,
+                          has_class: bool, idx_bits: int, dma_bits: int) -> Rendered:
+    assert dma_bits >= 64, "the 8-byte output header needs DMA beats of at least 64 bits"
+    assert num_scores % lanes == 0
+    wpb = dma_bits // 32
+    nob = -(-num_scores // wpb)
+    rb = num_scores // lanes
+    name = "accel_output"
+    params = dict(NUM_SCORES=num_scores, LANES=lanes, S_BITS=s_bits, DMA_BITS=dma_bits, HAS_CLASS=int(has_class))
+    sv = render_template("accel_output.sv.j2", name=name, params=params,
+                         header=header("output adapter", name, "output", params), NS=num_scores, LANES=lanes,
+                         S_BITS=s_bits, S_SIGNED=s_signed, S_BIPOLAR=s_bipolar, HAS_CLASS=has_class,
+                         IDX_BITS=idx_bits, DMA_BITS=dma_bits, WPB=wpb, NOB=nob, RB=rb, RW=max(1, clog2(rb)),
+                         EW=max(1, clog2(nob + 1)))
+    ports = [Port("clk", "input", 1), Port("rst", "input", 1)] + axis_ports("s_scores", "in", lanes * s_bits)
+    if has_class:
+        ports += axis_ports("s_class", "in", idx_bits)
+    ports += [Port("meta_valid", "input", 1), Port("meta_flags", "input", 8), Port("meta_pop", "output", 1)] + \
+        axis_ports("m_axis", "out", dma_bits) + [Port("frame_sent", "output", 1)]
+    return Rendered("accel_output", name, sv, {}, ports, [Stream("s_scores", "in", lanes, s_bits)], params,
+                    cycles_per_frame=rb + 1 + nob)
+
+
+def render_fork(name: str, *, n: int, width: int) -> Rendered:
+    params = dict(N=n, WIDTH=width)
+    sv = render_template("axis_fork.sv.j2", name=name, N=n, WIDTH=width,
+                         header=header("fork", name, name, params))
+    ports = [Port("clk", "input", 1), Port("rst", "input", 1)] + axis_ports("s_axis", "in", width)
+    for i in range(n):
+        ports += axis_ports(f"m{i}_axis", "out", width)
+    return Rendered("fork", name, sv, {}, ports, [], params)
+
+
+# ------------------------------------------------------------------------------------------------ control block
+
+def render_ctrl(*, design_hash: int, in_bytes: int, out_bytes: int, num_scores: int, clock_khz: int,
+                runtime_weights: bool) -> Rendered:
+    """AXI-Lite slave with the registers of regmap.REGISTERS (the only description of the register map)."""
+    R = regmap.REG
+    A = regmap.AXIL_ADDR_BITS
+    consts = {"ID": regmap.ID_MAGIC, "VERSION": regmap.version_word(), "DESIGN_HASH": design_hash,
+              "IN_FRAME_BYTES": in_bytes, "OUT_FRAME_BYTES": out_bytes, "NUM_SCORES": num_scores,
+              "CLOCK_KHZ": clock_khz}
+    fld = {f"{r.name}.{f.name}": f.lsb for r in regmap.REGISTERS for f in r.fields}
+    ro = {"STATUS": "status_w", "ERRORS": "errors", "FRAMES_IN": "frames_in", "FRAMES_OUT": "frames_out",
+          "LAST_LATENCY": "last_latency", "LAST_INTERVAL": "last_interval", "CFG_LAYER": "cfg_layer",
+          "CFG_ADDR": "cfg_addr"}
+    nerr = max(f.lsb + f.width for f in R["ERRORS"].fields)
+    reads = []
+    for r in regmap.REGISTERS:
+        if r.name in consts:
+            val = f"32'h{consts[r.name] & 0xFFFFFFFF:08x}"
+        elif r.name in ro:
+            val = f"32'({ro[r.name]})"
+        elif r.name.startswith("CFG_DATA"):
+            val = f"cfg_data[{32 * int(r.name[8:])} +: 32]"
+        else:  # write-only registers read as 0
+            val = "32'd0"
+        reads.append(f"      {A}'h{r.offset:02x}: rdata_d = {val};  // {r.name} ({r.access})")
+    name = "accel_ctrl"
+    rw = "1'b1" if runtime_weights else "1'b0"
+    nd = regmap.CFG_DATA_WORDS
+    cfg_writes = "\n".join(f"          {A}'h{R[f'CFG_DATA{i}'].offset:02x}: cfg_data[{32 * i} +: 32] <= wdata;"
+                           for i in range(nd))
+    sv = f"""{header("control block", name, "accel", dict(REGISTERS=len(regmap.REGISTERS), ADDR_BITS=A))}
+// AXI-Lite control/status registers, generated from gen/shell/regmap.py (see its docstring for the meaning).
+// One write and one read in flight at a time; every access answers OKAY.
+module {name} (
+  input  logic clk,
+  input  logic rst,                    // the vendor reset (not the soft reset)
+  input  logic [{A - 1}:0] s_axil_awaddr,
+  input  logic s_axil_awvalid,
+  output logic s_axil_awready,
+  input  logic [31:0] s_axil_wdata,
+  input  logic s_axil_wvalid,
+  output logic s_axil_wready,
+  output logic [1:0] s_axil_bresp,
+  output logic s_axil_bvalid,
+  input  logic s_axil_bready,
+  input  logic [{A - 1}:0] s_axil_araddr,
+  input  logic s_axil_arvalid,
+  output logic s_axil_arready,
+  output logic [31:0] s_axil_rdata,
+  output logic [1:0] s_axil_rresp,
+  output logic s_axil_rvalid,
+  input  logic s_axil_rready,
+  output logic soft_rst,               // datapath reset: held 4 cycles after CTRL.SOFT_RESET
+  input  logic ev_frame_in,            // input adapter: first beat of a frame
+  input  logic ev_frame_done,          // input adapter: frame complete, with its flags
+  input  logic [1:0] ev_flags,         // {{LONG, SHORT}}
+  input  logic ev_frame_out,           // output adapter: last beat of an output frame sent
+  input  logic [31:0] ev_out_tstart,   // cycle of the first input beat of the frame just sent
+  output logic [31:0] cycle,           // free-running cycle counter (timestamps)
+  output logic cfg_commit,             // pulse: write cfg_data to cfg_layer / cfg_addr
+  output logic [31:0] cfg_layer,
+  output logic [31:0] cfg_addr,
+  output logic [{32 * nd - 1}:0] cfg_data,
+  input  logic cfg_bad                 // the committed layer / address does not exist
+);
+  logic [{nerr - 1}:0] errors;
+  logic [31:0] frames_in, frames_out, last_latency, last_interval, last_end;
+  logic [2:0] srst_cnt;
+  logic busy;
+  wire [31:0] status_w = (32'({rw}) << {fld['STATUS.RUNTIME_WEIGHTS']}) | (32'(errors != '0) << {fld['STATUS.ERROR']}) |
+                         (32'(busy) << {fld['STATUS.BUSY']});
+  // write channel: address and data accepted together
+  wire wr = s_axil_awvalid && s_axil_wvalid && !s_axil_bvalid;
+  assign s_axil_awready = wr;
+  assign s_axil_wready = wr;
+  assign s_axil_bresp = 2'b00;
+  assign s_axil_rresp = 2'b00;
+  assign s_axil_arready = !s_axil_rvalid;
+  wire [{A - 1}:0] waddr = s_axil_awaddr;
+  wire [31:0] wdata = s_axil_wdata;
+  logic [31:0] rdata_d;
+  always_comb begin
+    case (s_axil_araddr)
+{chr(10).join(reads)}
+      default: rdata_d = 32'd0;
+    endcase
+  end
+  assign soft_rst = (srst_cnt != 3'd0);
+  wire dp_rst = rst || soft_rst;
+  always_ff @(posedge clk) begin
+    cfg_commit <= 1'b0;
+    if (rst) begin
+      s_axil_bvalid <= 1'b0;
+      s_axil_rvalid <= 1'b0;
+      s_axil_rdata <= '0;
+      srst_cnt <= 3'd0;
+      errors <= '0;
+      cfg_layer <= '0;
+      cfg_addr <= '0;
+      cfg_data <= '0;
+      cycle <= '0;
+    end else begin
+      cycle <= cycle + 32'd1;
+      if (srst_cnt != 3'd0) srst_cnt <= srst_cnt - 3'd1;
+      if (s_axil_bvalid && s_axil_bready) s_axil_bvalid <= 1'b0;
+      if (s_axil_rvalid && s_axil_rready) s_axil_rvalid <= 1'b0;
+      if (s_axil_arvalid && !s_axil_rvalid) begin
+        s_axil_rvalid <= 1'b1;
+        s_axil_rdata <= rdata_d;
+      end
+      // error flags: set by events, cleared by CTRL.CLEAR_ERRORS or by writing 1 to ERRORS (w1c)
+      if (ev_frame_done && !soft_rst) errors <= errors | {nerr}'({{ev_flags[{fld['ERRORS.LONG_FRAME']}], ev_flags[{fld['ERRORS.SHORT_FRAME']}]}} << {fld['ERRORS.SHORT_FRAME']});
+      if (cfg_commit && cfg_bad) errors[{fld['ERRORS.CFG_ERROR']}] <= 1'b1;
+      if (wr) begin
+        s_axil_bvalid <= 1'b1;
+        case (waddr)
+          {A}'h{R['CTRL'].offset:02x}: begin
+            if (wdata[{fld['CTRL.SOFT_RESET']}]) srst_cnt <= 3'd4;
+            if (wdata[{fld['CTRL.CLEAR_ERRORS']}]) errors <= '0;
+          end
+          {A}'h{R['ERRORS'].offset:02x}: errors <= errors & ~wdata[{nerr - 1}:0];
+          {A}'h{R['CFG_LAYER'].offset:02x}: cfg_layer <= wdata;
+          {A}'h{R['CFG_ADDR'].offset:02x}: cfg_addr <= wdata;
+          {A}'h{R['CFG_COMMIT'].offset:02x}: cfg_commit <= wdata[0];
+{cfg_writes}
+          default: ;
+        endcase
+      end
+    end
+  end
+  // counters: cleared by either reset
+  always_ff @(posedge clk) begin
+    if (dp_rst) begin
+      frames_in <= '0;
+      frames_out <= '0;
+      last_latency <= '0;
+      last_interval <= '0;
+      last_end <= '0;
+      busy <= 1'b0;
+    end else begin
+      if (ev_frame_in) frames_in <= frames_in + 32'd1;
+      if (ev_frame_out) begin
+        frames_out <= frames_out + 32'd1;
+        last_latency <= cycle - ev_out_tstart;
+        if (frames_out != '0) last_interval <= cycle - last_end;
+        last_end <= cycle;
+      end
+      busy <= (frames_in + (ev_frame_in ? 32'd1 : 32'd0)) != (frames_out + (ev_frame_out ? 32'd1 : 32'd0));
+    end
+  end
+endmodule
+"""
+    ports = [Port("clk", "input", 1), Port("rst", "input", 1)]
+    return Rendered("ctrl", name, sv, {}, ports, [], {})
+
+
+def render_top_wrapper(accel_module: str, dma_bits: int) -> str:
+    """Plain Verilog TOP_MODULE with exactly regmap.top_ports(dma_bits) and Vivado interface attributes."""
+    ports = regmap.top_ports(dma_bits)
+    decl = []
+    for n, d, w in ports:
+        attr = ""
+        if n == "ap_clk":
+            attr = ('(* X_INTERFACE_INFO = "xilinx.com:signal:clock:1.0 ap_clk CLK", X_INTERFACE_PARAMETER = '
+                    '"ASSOCIATED_BUSIF s_axis:m_axis:s_axil, ASSOCIATED_RESET ap_rst_n" *) ')
+        elif n == "ap_rst_n":
+            attr = ('(* X_INTERFACE_INFO = "xilinx.com:signal:reset:1.0 ap_rst_n RST", X_INTERFACE_PARAMETER = '
+                    '"POLARITY ACTIVE_LOW" *) ')
+        elif n == "interrupt":
+            attr = ('(* X_INTERFACE_INFO = "xilinx.com:signal:interrupt:1.0 interrupt INTERRUPT", '
+                    'X_INTERFACE_PARAMETER = "SENSITIVITY EDGE_RISING" *) ')
+        else:
+            bus, sig = n.split("_", 2)[:2], n.split("_", 2)[2]
+            busname = "_".join(bus)
+            if busname in ("s_axis", "m_axis"):
+                attr = f'(* X_INTERFACE_INFO = "xilinx.com:interface:axis:1.0 {busname} {sig.upper()}" *) '
+            else:
+                attr = f'(* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 {busname} {sig.upper()}" *) '
+        rng = f"[{w - 1}:0] " if w > 1 else ""
+        decl.append(f"  {attr}{d} wire {rng}{n}")
+    return f"""// {regmap.TOP_MODULE}: plain Verilog top of the generated accelerator (a Vivado module reference).
+// Ports: gen/shell/regmap.py top_ports({dma_bits}); active-low ap_rst_n -> the kernels' synchronous active-high rst.
+// tkeep is ignored on input (whole beats) and all ones on output.
+/* verilator lint_off SYMRSVDWORD */  // `interrupt` is the port name the contract fixes
+module {regmap.TOP_MODULE} (
+{(","+chr(10)).join(decl)}
+);
+  reg rst;  // registered: the vendor reset is synchronous to ap_clk
+  always @(posedge ap_clk) rst <= !ap_rst_n;
+  /* verilator lint_off UNUSEDSIGNAL */
+  wire [{dma_bits // 8 - 1}:0] unused_tkeep = s_axis_tkeep;
+  wire [5:0] unused_prot = {{s_axil_awprot, s_axil_arprot}};
+  wire [3:0] unused_wstrb = s_axil_wstrb;  // registers are written whole
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign m_axis_tkeep = {{{dma_bits // 8}{{1'b1}}}};
+  {accel_module} u_accel (
+    .clk(ap_clk), .rst(rst),
+    .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
+    .s_axis_tlast(s_axis_tlast),
+    .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
+    .m_axis_tlast(m_axis_tlast),
+    .s_axil_awaddr(s_axil_awaddr), .s_axil_awvalid(s_axil_awvalid), .s_axil_awready(s_axil_awready),
+    .s_axil_wdata(s_axil_wdata), .s_axil_wvalid(s_axil_wvalid), .s_axil_wready(s_axil_wready),
+    .s_axil_bresp(s_axil_bresp), .s_axil_bvalid(s_axil_bvalid), .s_axil_bready(s_axil_bready),
+    .s_axil_araddr(s_axil_araddr), .s_axil_arvalid(s_axil_arvalid), .s_axil_arready(s_axil_arready),
+    .s_axil_rdata(s_axil_rdata), .s_axil_rresp(s_axil_rresp), .s_axil_rvalid(s_axil_rvalid),
+    .s_axil_rready(s_axil_rready), .interrupt(interrupt)
+  );
+endmodule
+"""
