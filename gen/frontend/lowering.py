@@ -24,6 +24,7 @@ from ..ir.elementwise import (Affine, Arith, Clip, LeakyRelu, Relu, Round, Sign,
 from ..ir.layers import (Add, AvgPool, Concat, Conv, Dense, Input, LabelSelect, MaxPool, Requant, Upsample)
 from ..ir.requant import thresholds_exact, thresholds_f32
 from ..ir.tensor import TensorInfo
+from .qop import QOperatorOps
 from .values import Const, Lin, QConst, Raw, affine_of, canonical_index, layout_of
 
 MAX_BITS = 8
@@ -47,7 +48,7 @@ def _dec(v):
     return v.decode() if isinstance(v, bytes) else v
 
 
-class Lowering:
+class Lowering(QOperatorOps):
     def __init__(self, model: onnx.ModelProto, flavour: str, name: str):
         self.model = model
         self.graph = model.graph
