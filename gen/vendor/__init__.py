@@ -1,0 +1,34 @@
+"""Vivado flow for the Zynq system around the accelerator: OUT/vivado/build.tcl and its Makefile.
+
+`write_vivado(out_dir, design, board)` renders templates/build.tcl.j2 from the board YAML (part, board part,
+clock, DMA width, address map, PS7 fallback settings) and gen/shell/regmap.py (the accelerator's top module).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from ..shell import regmap
+from .system import ACCEL, DMA, IRQS, PS7, System, c_name, system
+
+__all__ = ["write_vivado", "render_build_tcl", "System", "system"]
+
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                          undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+def render_build_tcl(design, board: dict) -> str:
+    return _env.get_template("build.tcl.j2").render(
+        name=c_name(design.name), board_name=board.get("name", "?"), board_description=board.get("description", ""),
+        sys=system(board), top=regmap.TOP_MODULE, irqs=IRQS, cells={"ps7": PS7, "dma": DMA, "accel": ACCEL})
+
+
+def write_vivado(out_dir, design, board: dict, **opts) -> Path:
+    """Write OUT/vivado/ (build.tcl, Makefile); returns the folder. `opts` is accepted for symmetry."""
+    d = Path(out_dir) / "vivado"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "build.tcl").write_text(render_build_tcl(design, board))
+    (d / "Makefile").write_text(_env.get_template("Makefile.j2").render(name=c_name(design.name)))
+    return d
