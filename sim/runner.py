@@ -131,8 +131,10 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def build(top: str, instances: list[tuple[str, object]], extra_sv: dict[str, str] | None = None) -> Build:
-    """Build (or reuse) a Verilator model of a wrapper `top` around `instances` [(prefix, Rendered)]."""
+def build(top: str, instances: list[tuple[str, object]], extra_sv: dict[str, str] | None = None,
+          wrap: bool = True) -> Build:
+    """Build (or reuse) a Verilator model of a wrapper `top` around `instances` [(prefix, Rendered)].
+    With wrap=False, `top` is a module of `extra_sv` (e.g. a whole generated accelerator) and no wrapper is made."""
     import cocotb
     from cocotb_tools import runner as cr
     files = {}
@@ -142,7 +144,8 @@ def build(top: str, instances: list[tuple[str, object]], extra_sv: dict[str, str
             files[f"{r.name}.sv"] = materialize(r)
             seen.add(r.name)
     files.update(extra_sv or {})
-    files[f"{top}.sv"] = wrapper(top, instances)
+    if wrap:
+        files[f"{top}.sv"] = wrapper(top, instances)
     h = hashlib.sha256()
     for k in sorted(files):
         h.update(k.encode() + b"\0" + files[k].encode() + b"\0")
@@ -167,7 +170,7 @@ def build(top: str, instances: list[tuple[str, object]], extra_sv: dict[str, str
         # at most 2 compiler jobs on this 2-core machine, counting the other pytest-xdist worker
         cr.MAX_PARALLEL_BUILD_JOBS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
         run = cr.get_runner("verilator")
-        order = [k for k in files if k != f"{top}.sv"] + [f"{top}.sv"]
+        order = [k for k in files if k != f"{top}.sv"] + ([f"{top}.sv"] if wrap else [])
         t0 = time.time()
         try:
             run.build(sources=[str(src / k) for k in order], hdl_toplevel=top, build_dir=str(bdir / "obj"),

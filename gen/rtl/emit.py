@@ -354,6 +354,10 @@ def emit(design: Design, graph: HwGraph, folding: dict, *, clock_mhz: float = 10
                              num_scores=ns, clock_khz=int(round(clock_mhz * 1000)), runtime_weights=runtime_weights)
     em.modules[ctrl.name] = ctrl
     em.accel_sv = _accel_sv(top, graph, cfg_ok, len(em.cfg_layers))
+    bn, bc = graph.bottleneck(folding)
+    em.info["_accel"] = dict(dma_bits=graph.dma_bits, has_class=bool(outn.params["HAS_CLASS"]), num_scores=ns,
+                             in_frame_bytes=in_bytes, runtime_weights=runtime_weights, design_hash=em.design_hash,
+                             bottleneck=bn, bottleneck_cycles=bc, clock_mhz=clock_mhz, cfg_layers=em.cfg_layers)
     em.top_v = shell.render_top_wrapper("accel", graph.dma_bits)
     return em
 
