@@ -1,0 +1,180 @@
+"""FIFO depths in front of every node input, by analysis of the kernels' production / consumption patterns.
+
+Two effects are sized:
+
+1. Fork / join skew (deadlock). A stream consumed by several nodes (a fork) whose branches meet again at a
+   join (add, concat, the output adapter) advances only while every branch accepts. A branch through a sliding
+   window generator holds ~(K-1) rows before its first output; the join consumes both branches beat by beat.
+   If the short branch cannot hold what the fork must send before the long branch delivers, the fork stops,
+   the long branch never fills its window and the join waits forever. For every join input we compute, per
+   output pixel j of the join, how many pixels of the fork stream each branch needs (`need` maps composed
+   along the branch: swg windows, pooling, upsampling, dense layers needing the whole frame), and give the
+   short branch a FIFO of max_j(need_long(j) - need_short(j)) pixels (+ one pixel and a few beats of slack).
+2. Burst absorption (throughput). An mvu with NF > 1 takes a pixel's SF input beats in a burst and then
+   replays them for NF - 1 folds; a FIFO of SF beats (at most 32: a cheap SRL) lets its producer keep
+   going meanwhile. Elsewhere a 2-deep SRL FIFO decouples the handshakes.
+
+Depths are rounded to what the fifo kernel implements: <= 32 beats: shift registers (SRL); deeper: a
+power-of-two memory + a 4-entry output queue (capacity 2^k + 4), in LUTRAM or block RAM by size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..rtl.common import pow2_at_least
+
+MIN_DEPTH = 2
+SRL_MAX = 32
+BURST_MAX = 32
+
+
+def round_depth(depth: int) -> int:
+    """The capacity render_fifo gives for a requested depth (SRL up to 32; else 2^k + 4)."""
+    depth = max(MIN_DEPTH, int(depth))
+    if depth <= SRL_MAX:
+        return depth
+    return pow2_at_least(max(2, depth - 4)) + 4
+
+
+def _pixels(s) -> int:
+    h, w, _ = s.shape
+    return int(h * w)
+
+
+def _node_need(node, out_pix: int, in_idx: int) -> np.ndarray:
+    """need[j] = input pixels (of input `in_idx`, raster order) the node needs before output pixel j."""
+    k, p = node.kind, node.params
+    src = node.inputs[in_idx]
+    n_in = _pixels(src)
+    j = np.arange(out_pix)
+    if k == "swg":
+        ih, iw = p["IFM_DIM_H"], p["IFM_DIM_W"]
+        oh, ow = p["OFM_DIM_H"], p["OFM_DIM_W"]
+        pads = tuple(p.get("PADS", (0, 0, 0, 0)))
+        oy, ox = j // ow, j % ow
+        ry = np.clip(oy * p["STRIDE_H"] - pads[0] + p["K_H"] - 1, 0, ih - 1)
+        # the window's last row must be complete up to its last column; rows are written in full
+        rx = np.clip(ox * p["STRIDE_W"] - pads[1] + p["K_W"] - 1, 0, iw - 1)
+        return np.minimum(ry * iw + rx + 1, n_in)
+    if k == "upsample":
+        ow = node.output.shape[1]
+        fh, fw = p["FACTOR_H"], p["FACTOR_W"]
+        iw = p["IFM_DIM_W"]
+        return (j // ow // fh) * iw + (j % ow) // fw + 1
+    if k in ("mvu", "pool", "label_select") and (n_in != out_pix or src.order != "nhwc" and False):
+        if n_in != out_pix:
+            return np.full(out_pix, n_in)
+    if k == "pool" and p.get("GLOBAL"):
+        return np.full(out_pix, n_in)
+    if n_in == out_pix:
+        return j + 1
+    # any other reshaping kernel: proportional, rounded up (conservative: whole rows)
+    return np.minimum(n_in, np.ceil((j + 1) * n_in / out_pix).astype(np.int64) + 1)
+
+
+class _Needs:
+    def __init__(self, graph):
+        self.g = graph
+        self.memo = {}
+
+    def need(self, tensor: str, fork: str) -> np.ndarray | None:
+        """need[j]: pixels of stream `fork` required before pixel j of stream `tensor` (None: not downstream)."""
+        key = (tensor, fork)
+        if key in self.memo:
+            return self.memo[key]
+        self.memo[key] = None  # cycle guard
+        if tensor == fork:
+            s = self._stream(tensor)
+            res = np.arange(_pixels(s)) + 1
+        else:
+            try:
+                prod = self.g.producer(tensor)
+            except KeyError:
+                return None
+            res = None
+            out_pix = _pixels(prod.output)
+            for i, s in enumerate(prod.inputs):
+                up = self.need(s.tensor, fork)
+                if up is None:
+                    continue
+                loc = _node_need(prod, out_pix, i)
+                v = up[np.clip(loc - 1, 0, len(up) - 1)]
+                res = v if res is None else np.maximum(res, v)
+        self.memo[key] = res
+        return res
+
+    def _stream(self, tensor):
+        for n in self.g.nodes:
+            if n.output is not None and n.output.tensor == tensor:
+                return n.output
+        raise KeyError(tensor)
+
+    def ancestors(self, tensor: str, acc=None) -> list[str]:
+        """Streams upstream of `tensor` (breadth first, nearest first), `tensor` included."""
+        order, seen, frontier = [], set(), [tensor]
+        while frontier:
+            nxt = []
+            for t in frontier:
+                if t in seen:
+                    continue
+                seen.add(t)
+                order.append(t)
+                try:
+                    prod = self.g.producer(t)
+                except KeyError:
+                    continue
+                nxt += [s.tensor for s in prod.inputs]
+            frontier = nxt
+        return order
+
+
+def size_fifos(graph, folding: dict) -> dict[str, list[int]]:
+    """{node name: [depth per input stream]} (beats of the consumer's input width)."""
+    needs = _Needs(graph)
+    depths: dict[str, list[int]] = {}
+    cyc = graph.cycles(folding)
+    why: dict[str, list[str]] = {}
+    for n in graph.nodes:
+        pe, simd = graph.fold_of(folding, n.name)
+        lanes = n.in_lanes(pe, simd)
+        d, w = [], []
+        for i, s in enumerate(n.inputs):
+            depth, reason = MIN_DEPTH, "decoupling"
+            bpp = max(1, -(-(s.channels * s.window[0] * s.window[1]) // max(1, lanes[i])))  # beats per pixel
+            if n.kind == "mvu" and not n.params.get("DEPTHWISE"):
+                nf = n.params["MH"] // pe
+                sf = n.params["MW"] // simd
+                if nf > 1 and sf > 1:
+                    depth, reason = max(depth, min(sf, BURST_MAX)), "burst (input replayed for NF-1 folds)"
+            if len(n.inputs) > 1:
+                # join: this input must hold the other inputs' lead over it, measured at the common fork
+                for o, so in enumerate(n.inputs):
+                    if o == i:
+                        continue
+                    anc_o = set(needs.ancestors(so.tensor))
+                    fork = next((t for t in needs.ancestors(s.tensor) if t in anc_o), None)
+                    if fork is None:
+                        continue
+                    ni, no = needs.need(s.tensor, fork), needs.need(so.tensor, fork)
+                    if ni is None or no is None or len(ni) != len(no):
+                        continue
+                    lead_fork = int(np.max(no - ni))
+                    if lead_fork <= 0:
+                        continue
+                    fork_pix = len(needs.need(fork, fork))
+                    lead = -(-lead_fork * _pixels(s) // max(1, fork_pix))  # in this stream's pixels
+                    need_beats = (lead + 1) * bpp + 4
+                    if need_beats > depth:
+                        depth, reason = need_beats, f"join skew: {lead} px behind {so.tensor} (fork {fork})"
+            d.append(round_depth(depth))
+            w.append(reason)
+        depths[n.name] = d
+        why[n.name] = w
+    size_fifos.last_reasons = why
+    return depths
+
+
+def fifo_reasons(graph, folding: dict) -> dict[str, list[str]]:
+    size_fifos(graph, folding)
+    return size_fifos.last_reasons

@@ -1,0 +1,291 @@
+"""Folding: PE / SIMD per hardware node for a target frame rate, or the fastest design that fits the board.
+
+    folding = fold_design(design, graph, board, fps=None, fold_file=None, clock_mhz=None)
+
+The result is the plain dict design.json keeps: {node name: {"pe": P, "simd": S, "fifo": [depth per input]}}
+plus one bookkeeping entry "_fold" (target, achieved cycles and fps, the limiting node and why, the
+resource estimate against the board). gen.hw.HwGraph.fold_of / check_folding read the node entries only.
+
+Algorithm (FINN's balancing, made resource-aware): nodes whose SIMD is tied (a depthwise-order swg and its
+pool / depthwise mvu) fold as one group. For a budget of T cycles per frame every group takes its cheapest
+legal (PE, SIMD) whose cycles are <= T (cheapest: LUT, FF, BRAM18 and DSP estimates, each as a fraction of the
+board); divisibility holds by construction (legal values are divisors). With --fps, T = clock / fps; without,
+T is lowered step by step over the cycle counts the groups can reach (bisection) while the estimate (kernels,
+width converters, FIFOs, shell) stays within the board's capacity times a margin. A fold file fixes any node.
+Afterwards an swg feeding an mvu takes the mvu's SIMD where legal and no slower (no width converter needed).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import yaml
+
+from ..errors import GenError
+from . import estimate as E
+from .fifo import size_fifos
+
+MARGIN = dict(lut=0.85, ff=0.85, bram18=0.95, dsp=0.95)
+META = "_fold"
+
+
+# ------------------------------------------------------------------------------------------------ fold file
+
+def read_fold_file(path, graph) -> dict:
+    """YAML {node: {pe: P, simd: S}} (either key optional) -> validated overrides."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) if not isinstance(path, dict) else path
+    except OSError as e:
+        raise GenError(f"fold file {path}: cannot read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise GenError(f"fold file {path}: not valid YAML ({e})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise GenError(f"fold file {path}: expected a mapping {{node: {{pe: P, simd: S}}}}")
+    names = [n.name for n in graph.nodes]
+    out = {}
+    for name, v in data.items():
+        if name not in names:
+            raise GenError(f"fold file {path}: unknown node '{name}'. Nodes: {', '.join(names)}")
+        if not isinstance(v, dict) or not set(v) <= {"pe", "simd", "fifo"}:
+            raise GenError(f"fold file {path}: node '{name}': expected {{pe: P, simd: S}}, got {v!r}")
+        node = graph.node(name)
+        pe = v.get("pe")
+        if pe is not None:
+            if not isinstance(pe, int) or pe not in node.legal_pe():
+                raise GenError(f"fold file {path}: node '{name}' ({node.kind}): PE={pe!r} is not legal; legal PE "
+                               f"values: {node.legal_pe()}")
+        simd = v.get("simd")
+        if simd is not None:
+            legal = node.legal_simd(pe) if pe is not None else node.legal_simd()
+            if not isinstance(simd, int) or simd not in legal:
+                raise GenError(f"fold file {path}: node '{name}' ({node.kind}): SIMD={simd!r} is not legal; legal "
+                               f"SIMD values{f' at PE={pe}' if pe is not None else ''}: {legal}")
+        if "fifo" in v:
+            f = v["fifo"]
+            if not (isinstance(f, list) and len(f) == len(node.inputs) and all(isinstance(x, int) and x >= 1
+                                                                               for x in f)):
+                raise GenError(f"fold file {path}: node '{name}': fifo must be a list of {len(node.inputs)} "
+                               f"positive depths (one per input)")
+        out[name] = {k: v[k] for k in ("pe", "simd", "fifo") if v.get(k) is not None}
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ groups
+
+def _groups(graph) -> list[list]:
+    parent = {n.name: n.name for n in graph.nodes}
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+    for n in graph.nodes:
+        if n.tie is not None and n.tie in parent:
+            parent[find(n.name)] = find(n.tie)
+    groups: dict[str, list] = {}
+    for n in graph.nodes:
+        groups.setdefault(find(n.name), []).append(n)
+    return list(groups.values())
+
+
+def _cost(res: dict, cap: dict) -> float:
+    return sum(res[q] / cap[q] for q in E.QUANTITIES if cap[q] > 0)
+
+
+class _Group:
+    """Tied nodes (shared SIMD) and their candidate foldings: [(cycles, cost, {name: (pe, simd)}, estimate)]."""
+
+    def __init__(self, nodes, design, cap, fixed, rt):
+        self.nodes = nodes
+        self.names = [n.name for n in nodes]
+        self.cands = []
+        mvus = [n for n in nodes if n.kind == "mvu"]
+        simds = None
+        for n in nodes:
+            if n.kind == "mvu" and n.params.get("DEPTHWISE"):
+                legal = set(n.legal_pe())
+            else:
+                legal = set(n.legal_simd())
+            simds = legal if simds is None else simds & legal
+        simds = sorted(simds or {1})
+        for name in self.names:
+            f = fixed.get(name, {})
+            if "simd" in f:
+                simds = [s for s in simds if s == f["simd"]]
+        for s in simds:
+            pe_opts = [[1]]
+            if mvus:
+                pe_opts = []
+                for m in mvus:
+                    if m.params.get("DEPTHWISE"):
+                        pe_opts.append([s])
+                    else:
+                        pe_opts.append([p for p in m.legal_pe() if "pe" not in fixed.get(m.name, {})
+                                        or p == fixed[m.name]["pe"]])
+            for combo in _product(pe_opts):
+                fold, res, cyc = {}, dict(lut=0.0, ff=0.0, bram18=0, dsp=0), 0
+                for n in nodes:
+                    pe = combo[mvus.index(n)] if n in mvus else 1
+                    fold[n.name] = (pe, s)
+                    res = E.add(res, E.node_estimate(n, pe, s, design, rt))
+                    cyc = max(cyc, n.cycles(pe, s))
+                self.cands.append((cyc, _cost(res, cap), fold, res))
+        if not self.cands:
+            raise GenError(f"folding of {', '.join(self.names)}: the fold file leaves no legal (PE, SIMD)")
+        self.cands.sort(key=lambda c: (c[0], c[1]))
+        self.min_cycles = self.cands[0][0]
+
+    def pick(self, budget: float):
+        """Cheapest candidate with cycles <= budget (else the fastest)."""
+        ok = [c for c in self.cands if c[0] <= budget]
+        if not ok:
+            return min(self.cands, key=lambda c: (c[0], c[1]))
+        return min(ok, key=lambda c: (c[1], c[0]))
+
+
+def _product(lists):
+    out = [[]]
+    for l in lists:
+        out = [o + [x] for o in out for x in l]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ fold
+
+def _assemble(groups, budget, fixed_fifo):
+    folding = {}
+    for g in groups:
+        c = g.pick(budget)
+        for name, (pe, s) in c[2].items():
+            folding[name] = {"pe": int(pe), "simd": int(s)}
+    return folding
+
+
+def _align_swg(graph, folding, budget):
+    """An swg feeding an mvu (not tied) takes the mvu's SIMD where legal and not slower than `budget`."""
+    for n in graph.nodes:
+        if n.kind != "swg" or n.tie is not None:
+            continue
+        for c, _ in graph.consumers(n.output.tensor):
+            if c.kind != "mvu":
+                continue
+            want = folding[c.name]["simd"]
+            if want in n.legal_simd() and want != folding[n.name]["simd"] and n.cycles(1, want) <= budget:
+                folding[n.name]["simd"] = want
+
+
+def _finish(graph, folding, design, fixed):
+    depths = size_fifos(graph, folding)
+    for name, f in folding.items():
+        f["fifo"] = list(fixed.get(name, {}).get("fifo") or depths.get(name, []))
+    return E.graph_estimate(graph, folding, design)
+
+
+def _fits(total, cap, margin=MARGIN):
+    return all(total[q] <= cap[q] * margin[q] for q in E.QUANTITIES)
+
+
+def resource_table(est: dict, cap: dict) -> str:
+    rows = [f"  {'node':28s} {'LUT':>8s} {'FF':>8s} {'BRAM18':>7s} {'DSP':>5s}"]
+    for name, r in est["nodes"].items():
+        t = r["total"]
+        rows.append(f"  {name:28s} {t['lut']:8.0f} {t['ff']:8.0f} {t['bram18']:7.0f} {t['dsp']:5.0f}")
+    s = est["shell"]
+    rows.append(f"  {'(shell)':28s} {s['lut']:8.0f} {s['ff']:8.0f} {s['bram18']:7.0f} {s['dsp']:5.0f}")
+    t = est["total"]
+    rows.append(f"  {'total':28s} {t['lut']:8.0f} {t['ff']:8.0f} {t['bram18']:7.0f} {t['dsp']:5.0f}")
+    rows.append(f"  {'board':28s} {cap['lut']:8.0f} {cap['ff']:8.0f} {cap['bram18']:7.0f} {cap['dsp']:5.0f}")
+    rows.append("  " + " ".join(f"{q}: {100 * t[q] / cap[q]:.0f}%" for q in E.QUANTITIES if cap[q]))
+    return "\n".join(rows)
+
+
+def _over(total, cap, margin=MARGIN):
+    return [q for q in E.QUANTITIES if total[q] > cap[q] * margin[q]]
+
+
+def fold_design(design, graph, board: dict, fps: float | None = None, fold_file=None,
+                clock_mhz: float | None = None, margin: dict | None = None) -> dict:
+    """Choose PE/SIMD (and FIFO depths) for every node of `graph` (a gen.hw.HwGraph). See the module doc."""
+    margin = dict(MARGIN, **(margin or {}))
+    clock = float(clock_mhz or board.get("clock_mhz", 100))
+    cap = E.board_capacity(board)
+    fixed = read_fold_file(fold_file, graph) if fold_file else {}
+    rt = bool(getattr(graph, "runtime_weights", False))
+    groups = [_Group(g, design, cap, fixed, rt) for g in _groups(graph)]
+    floor = max(g.min_cycles for g in groups)  # the fastest any folding can go
+    floor_node = max(groups, key=lambda g: g.min_cycles)
+
+    def build(budget):
+        f = _assemble(groups, budget, fixed)
+        _align_swg(graph, f, max(budget, floor))
+        est = _finish(graph, f, design, fixed)
+        return f, est
+
+    values = sorted({c[0] for g in groups for c in g.cands if c[0] >= floor})
+    target = None if not fps else clock * 1e6 / float(fps)
+    if target is not None:
+        want = [v for v in values if v >= min(target, values[-1])]
+        values = sorted(set(want)) or values
+    # bisection over budgets: the smallest that fits (fits() is monotone up to estimation noise)
+    lo, hi = 0, len(values) - 1
+    if target is not None:
+        lo = 0
+        hi_budget = values[-1]
+    f_hi, est_hi = build(values[-1])
+    if not _fits(est_hi["total"], cap, margin):
+        over = _over(est_hi["total"], cap, margin)
+        raise GenError(
+            f"{design.name if design is not None else graph.name} does not fit {board.get('name', 'the board')} "
+            f"even at the smallest folding{' allowed by the fold file' if fixed else ''} (over: "
+            f"{', '.join(over)}; margins {', '.join(f'{q} {100 * margin[q]:.0f}%' for q in over)}):\n"
+            f"{resource_table(est_hi, cap)}\n"
+            f"What to change: fewer weight / activation bits (smaller weight memories and multipliers), fewer or "
+            f"narrower layers, {'less parallelism in the fold file, ' if fixed else ''}or a bigger board "
+            f"(--board).")
+    best = (values[-1], f_hi, est_hi)
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        f, est = build(values[mid])
+        if _fits(est["total"], cap, margin):
+            best = (values[mid], f, est)
+            hi = mid - 1
+        else:
+            lo = mid + 1
+    budget, folding, est = best
+    cyc = graph.cycles(folding)
+    bn = max(cyc, key=lambda k: cyc[k])
+    achieved = cyc[bn]
+    if target is not None and achieved <= target:
+        limited = None
+        why = f"target {fps:g} fps met"
+    elif achieved <= floor:
+        limited = bn
+        why = (f"{bn} is at its maximum parallelism ({achieved:,} cycles per frame"
+               + (", fixed by the fold file" if bn in fixed else "") + ")")
+    else:
+        limited = bn
+        nxt = [v for v in values if v < budget]
+        over = _over(build(nxt[-1])[1]["total"], cap, margin) if nxt else []
+        why = (f"{bn} ({achieved:,} cycles per frame) cannot go faster within the board's resources"
+               + (f" ({', '.join(over)} would exceed {', '.join(f'{100 * margin[q]:.0f}%' for q in over)} of "
+                  f"the board)" if over else ""))
+    folding[META] = dict(
+        clock_mhz=clock, target_fps=float(fps) if fps else None,
+        target_cycles=int(math.ceil(target)) if target else None, cycles=int(achieved), bottleneck=bn,
+        fps=clock * 1e6 / achieved, limited_by=limited, reason=why, fixed=sorted(fixed),
+        min_cycles=int(floor), min_cycles_node=floor_node.names[0], margin=margin,
+        estimate={"total": est["total"], "capacity": cap,
+                  "nodes": {k: v["total"] for k, v in est["nodes"].items()}})
+    return folding
+
+
+def fold_summary(folding: dict) -> dict:
+    return dict(folding.get(META) or {})
+
+
+def strip_meta(folding: dict) -> dict:
+    return {k: v for k, v in folding.items() if k != META}
