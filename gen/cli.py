@@ -24,6 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="quantized .onnx model (QONNX, QDQ or QOperator)")
     p.add_argument("--board", default="zybo-z7", help="board name (boards/*.yaml) or a board .yaml path")
     p.add_argument("-o", "--out", help="output folder (default build/<model>)")
+    p.add_argument("--fps", type=float, help="target frames per second (default: the fastest design that fits)")
+    p.add_argument("--fold", help="fold.yaml overriding PE/SIMD (and FIFO depths) of any node")
+    p.add_argument("--clock-mhz", type=float, help="design clock in MHz (default: the board's)")
+    p.add_argument("--runtime-weights", action="store_true",
+                   help="weights writable at run time (AXI-Lite CFG_* registers)")
     return p
 
 
@@ -72,29 +77,66 @@ def _commit_out(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _fold(design, graph, board, args) -> dict:
+    """The fold pass (gen/fold) when present, else the trivial folding (PE = SIMD = 1)."""
+    try:
+        from .fold import fold_design
+    except ImportError:
+        return graph.default_folding()
+    return fold_design(design, graph, board, fps=args.fps, fold_file=args.fold, clock_mhz=args.clock_mhz)
+
+
 def cmd_generate(args) -> int:
     from rich.table import Table
 
     from .boards import load_board
     from .frontend import load, lower
+    from .hw import build_hw_graph
     from .report import layer_rows, totals, write_json, write_markdown
+    from .rtl.emit import emit, write_sim_dir
 
     con = _console()
     board = load_board(args.board)
     model_path = Path(args.model)
     out = Path(args.out) if args.out else Path("build") / model_path.stem
+    clock_mhz = float(getattr(args, "clock_mhz", None) or board["clock_mhz"])
+    runtime_weights = bool(getattr(args, "runtime_weights", False))
     t0 = time.time()
-    loaded = load(model_path)
+
+    def step(what: str, t: float) -> None:
+        con.print(f"  [green]✓[/] {what} [dim]({time.time() - t:.2f} s)[/]")
+
+    t = time.time()
+    with con.status("loading the model"):
+        loaded = load(model_path)
     con.print(f"[bold]gen[/] {model_path} ({loaded.flavour}) -> {out}  board {board['name']}")
-    design = lower(loaded)
-    con.print(f"  lowered to {len(design.layers)} IR layers in {time.time() - t0:.2f} s")
+    step("load", t)
+    t = time.time()
+    with con.status("lowering to the integer IR"):
+        design = lower(loaded)
+    step(f"lower: {len(design.layers)} IR layers", t)
+    t = time.time()
+    graph = build_hw_graph(design, dma_bits=int(board["dma"]["width_bits"]), runtime_weights=runtime_weights)
+    step(f"hardware graph: {len(graph.nodes)} kernels", t)
+    t = time.time()
+    with con.status("folding"):
+        design.folding = _fold(design, graph, board, args)
+    bn, bc = graph.bottleneck(design.folding)
+    step(f"fold: bottleneck {bn}, {bc:,} cycles per frame = {clock_mhz * 1e6 / bc:,.0f} fps at {clock_mhz:g} MHz", t)
     tmp = _prepare_out(out)
     try:
+        t = time.time()
+        with con.status("emitting RTL"):
+            em = emit(design, graph, design.folding, clock_mhz=clock_mhz, runtime_weights=runtime_weights)
+            em.write(tmp / "rtl")
+            write_sim_dir(tmp / "sim")
+        step(f"emit: {len(em.modules) + 2} modules in rtl/, testbench in sim/", t)
         design.save(tmp / "design.json")
         rows = layer_rows(design)
         (tmp / "report").mkdir()
         (tmp / "report" / "report.md").write_text(write_markdown(design, board, rows))
         (tmp / "report" / "report.json").write_text(write_json(design, board, rows))
+        # later passes (vivado/, firmware/) write into `tmp` here, before the folder is committed
         _commit_out(tmp, out)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -111,9 +153,17 @@ def cmd_generate(args) -> int:
     tot = totals(rows)
     table.add_row("total", "", "", "", "", f"{tot['macs']:,}", f"{tot['param_bits']:,}", style="bold")
     con.print(table)
+    ft = Table(title="folding")
+    for col in ("kernel", "kind", "PE", "SIMD", "cycles/frame"):
+        ft.add_column(col, justify="left" if col in ("kernel", "kind") else "right")
+    for n in graph.nodes:
+        pe, simd = graph.fold_of(design.folding, n.name)
+        c = n.cycles(pe, simd)
+        ft.add_row(n.name, n.kind, str(pe), str(simd), f"{c:,}", style="bold" if n.name == bn else None)
+    con.print(ft)
     for n in design.notes:
         con.print(f"  note: {n}")
-    con.print(f"  wrote {out}/design.json and {out}/report/report.md ({time.time() - t0:.2f} s)")
+    con.print(f"  wrote {out}/design.json, rtl/, sim/ (make -C {out}/sim sim) and report/ ({time.time() - t0:.2f} s)")
     return 0
 
 
