@@ -1,0 +1,105 @@
+"""Firmware for the Zynq system, per design: OUT/firmware/.
+
+    kernel/     Linux driver (misc device /dev/<design>, dmaengine client of the AXI DMA): Kbuild, Makefile
+    overlay/    device-tree overlay (.dtso): bitstream, AXI DMA node, accelerator node
+    include/    accel_regs.h (gen/shell/regmap.py), accel_proto.h (protocol.py), accel_design.h, accel_uapi.h
+    libaccel/   C library + Python ctypes wrapper (accel.py)
+    server/     inference server for the board (TCP, links libaccel)
+    host/       client for the STM32MP1 host (accel_client.py, accel_proto.py), PROTOCOL.md
+    Makefile    libaccel, server (cc -Wall -Werror)
+
+The C and Python sources are the same for every design (firmware/ at the top of the repository); what
+differs per design is generated here into headers and data modules from regmap.py, protocol.py and spec.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from ..shell import regmap
+from ..vendor.system import FCLK0_DT_CLOCK, system
+from . import protocol
+from .spec import Spec, make_spec
+
+__all__ = ["write_firmware", "make_spec", "Spec", "input_lut", "SOURCES"]
+
+SOURCES = Path(__file__).resolve().parents[2] / "firmware"   # the design-independent sources
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                          undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+# (source under firmware/, destination under OUT/firmware/)
+_COPIES = (("kernel/accel_drv.c", "kernel/accel_drv.c"), ("include/accel_uapi.h", "include/accel_uapi.h"),
+           ("include/accel_uapi.h", "kernel/accel_uapi.h"), ("libaccel/libaccel.c", "libaccel/libaccel.c"),
+           ("libaccel/libaccel.h", "libaccel/libaccel.h"), ("libaccel/accel.py", "libaccel/accel.py"),
+           ("server/accel_server.c", "server/accel_server.c"), ("host/accel_client.py", "host/accel_client.py"))
+
+
+def _mask(names) -> int:
+    return sum(1 << (regmap.REG[n].offset // 4) for n in names)
+
+
+def input_lut(design, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.0) -> list[list[int]]:
+    """For each input channel, the input-frame byte of each 8-bit pixel value k (float input k*scale+offset),
+    computed with the golden model's own input quantiser (encode_input) and regmap's byte format: the host
+    client turns images into frames by table look-up, without a second copy of the quantiser."""
+    from ..golden.model import encode_input
+
+    inp = design.layers[0]
+    t = design.tensors[design.input]
+    shape = tuple(inp.graph_layout["shape"])
+    k = np.arange(256, dtype=np.float32) * np.float32(pixel_scale) + np.float32(pixel_offset)
+    x = np.broadcast_to(k.reshape((256,) + (1,) * len(shape)), (256,) + shape)
+    codes = encode_input(design, x)[:, 0, 0, :]             # (256, C): every pixel of an image is the same
+    frame = np.frombuffer(regmap.pack_input(codes.T, bipolar=t.bipolar, dma_bits=8), np.uint8)
+    return frame.reshape(t.channels, 256).tolist()
+
+
+def _readable() -> list[str]:
+    return [r.name for r in regmap.REGISTERS if r.access in ("ro", "rw", "w1c", "const")]
+
+
+def _writable() -> list[str]:
+    # CFG_* stay behind the atomic ACCEL_IOC_WRITE_WEIGHT; user space may reset, clear errors and ack errors
+    return [r.name for r in regmap.REGISTERS if r.access in ("wo", "w1c") and not r.name.startswith("CFG_")]
+
+
+def write_firmware(out_dir, design, board: dict, *, runtime_weights: bool | None = None,
+                   pixel_scale: float = 1 / 255, pixel_offset: float = 0.0, **opts) -> Path:
+    """Write OUT/firmware/ for `design` on `board`; returns the folder."""
+    spec = make_spec(design, board, runtime_weights=runtime_weights)
+    sysmap = system(board)
+    root = Path(out_dir) / "firmware"
+    for sub in ("kernel", "overlay", "include", "libaccel", "server", "host"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for src, dst in _COPIES:
+        shutil.copyfile(SOURCES / src, root / dst)
+
+    regs_h = regmap.c_header("ACCEL", spec.constants())
+    design_h = _env.get_template("accel_design.h.j2").render(
+        spec=spec, readable=_readable(), writable=_writable(), readable_mask=_mask(_readable()),
+        writable_mask=_mask(_writable()))
+    for d in ("include", "kernel"):   # the kernel build sees only kernel/
+        (root / d / "accel_regs.h").write_text(regs_h)
+        (root / d / "accel_design.h").write_text(design_h)
+    (root / "include" / "accel_proto.h").write_text(protocol.c_header())
+    (root / "kernel" / "Kbuild").write_text(_env.get_template("Kbuild.j2").render(spec=spec))
+    (root / "kernel" / "Makefile").write_text(_env.get_template("kernel_Makefile.j2").render(spec=spec))
+    (root / "overlay" / f"{spec.name}.dtso").write_text(_env.get_template("overlay.dtso.j2").render(
+        spec=spec, sys=sysmap, board_description=board.get("description", board.get("name", "")),
+        fclk=FCLK0_DT_CLOCK, irq_mm2s=sysmap.irq_dt(0), irq_s2mm=sysmap.irq_dt(1), irq_accel=sysmap.irq_dt(2)))
+    (root / "Makefile").write_text(_env.get_template("user_Makefile.j2").render(spec=spec))
+
+    host_constants = dict(spec.constants(), name=spec.name, runtime_weights=list(spec.runtime_weights),
+                          input_lut=input_lut(design, pixel_scale=pixel_scale, pixel_offset=pixel_offset),
+                          pixel_scale=pixel_scale, pixel_offset=pixel_offset)
+    proto_py = protocol.python_module(host_constants)
+    (root / "host" / "accel_proto.py").write_text(proto_py)
+    (root / "libaccel" / "accel_proto.py").write_text(proto_py)
+    (root / "host" / "PROTOCOL.md").write_text(protocol.markdown())
+    (root / "README.md").write_text(_env.get_template("README.md.j2").render(
+        spec=spec, sys=sysmap, board=board, protocol=protocol, regtable=regmap.markdown_table()))
+    return root

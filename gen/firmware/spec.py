@@ -1,0 +1,92 @@
+"""What the firmware needs to know about one design on one board, derived from the Design, the board YAML and
+gen/shell/regmap.py (the frame formats and registers are regmap's; this module only evaluates them)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from ..ir import layers as L
+from ..ir.design import Design
+from ..shell import regmap
+from ..vendor.system import c_name, system
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str                 # C identifier and device name: /dev/<name>
+    compatible: str           # device-tree compatible the platform driver binds to
+    design_hash: int          # regmap DESIGN_HASH: first 32 bits of SHA-256(design.json)
+    in_shape: tuple[int, int, int]   # (H, W, C) of the input codes, NHWC
+    in_lo: int
+    in_hi: int
+    in_signed: bool
+    in_bipolar: bool
+    in_frame_bytes: int       # regmap IN_FRAME_BYTES
+    num_scores: int
+    out_frame_bytes: int
+    dma_bits: int
+    clock_khz: int
+    has_class: bool           # the output header carries an arg-max class (else NO_CLASS)
+    runtime_weights: tuple[str, ...]  # names of the layers writable at run time (CFG_LAYER index order)
+    dma_base: int             # AXI DMA register block (M_AXI_GP0 address map, boards/*.yaml)
+    accel_base: int           # the accelerator's AXI-Lite block
+    reg_span: int             # bytes mapped for each block
+
+    @property
+    def dma_bytes(self) -> int:
+        return self.dma_bits // 8
+
+    def padded(self, nbytes: int) -> int:
+        return regmap.beats(nbytes, self.dma_bits) * self.dma_bytes
+
+    @property
+    def in_frame_padded(self) -> int:
+        return self.padded(self.in_frame_bytes)
+
+    @property
+    def out_frame_padded(self) -> int:
+        return self.padded(self.out_frame_bytes)
+
+    def constants(self) -> dict[str, int]:
+        """The design's numbers for regmap.c_header(constants=...)."""
+        h, w, c = self.in_shape
+        return {"design_hash": self.design_hash, "in_frame_bytes": self.in_frame_bytes,
+                "in_frame_padded": self.in_frame_padded, "out_frame_bytes": self.out_frame_bytes,
+                "out_frame_padded": self.out_frame_padded, "num_scores": self.num_scores,
+                "in_height": h, "in_width": w, "in_channels": c, "in_signed": int(self.in_signed),
+                "dma_bits": self.dma_bits, "clock_khz": self.clock_khz, "has_class": int(self.has_class),
+                "runtime_layers": len(self.runtime_weights), "dma_base": self.dma_base,
+                "accel_base": self.accel_base, "reg_span": self.reg_span}
+
+
+def design_hash(design: Design) -> int:
+    """The same bytes Design.save writes, so the hash can be checked against OUT/design.json."""
+    text = json.dumps(design.to_json(), indent=1)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+def has_class_output(design: Design) -> bool:
+    if any(isinstance(layer, L.LabelSelect) for layer in design.layers):
+        return True
+    h, w, c = design.tensors[design.scores].shape
+    return h == 1 and w == 1 and c > 1
+
+
+def make_spec(design: Design, board: dict, *, runtime_weights: bool | None = None) -> Spec:
+    t = design.tensors[design.input]
+    scores = design.tensors[design.scores]
+    if runtime_weights is None:
+        runtime_weights = bool(design.folding.get("runtime_weights", False))
+    writable = tuple(layer.name for layer in design.layers if isinstance(layer, (L.Conv, L.Dense))) \
+        if runtime_weights else ()
+    sysmap = system(board)
+    name = c_name(design.name)
+    return Spec(name=name, compatible=f"gen,{name.replace('_', '-')}", design_hash=design_hash(design),
+                in_shape=tuple(t.shape), in_lo=t.lo, in_hi=t.hi, in_signed=t.signed, in_bipolar=t.bipolar,
+                in_frame_bytes=regmap.in_frame_bytes(t.elements), num_scores=scores.elements,
+                out_frame_bytes=regmap.out_frame_bytes(scores.elements), dma_bits=board["dma"]["width_bits"],
+                clock_khz=int(round(board["clock_mhz"] * 1000)), has_class=has_class_output(design),
+                runtime_weights=writable, dma_base=sysmap.dma_base, accel_base=sysmap.accel_base,
+                reg_span=sysmap.span)
