@@ -228,13 +228,11 @@ def fold_design(design, graph, board: dict, fps: float | None = None, fold_file=
     values = sorted({c[0] for g in groups for c in g.cands if c[0] >= floor})
     target = None if not fps else clock * 1e6 / float(fps)
     if target is not None:
-        want = [v for v in values if v >= min(target, values[-1])]
-        values = sorted(set(want)) or values
+        # the slowest budget meeting the target (cheapest), or the floor when the target is out of reach
+        start = max([v for v in values if v <= target] or [values[0]])
+        values = [v for v in values if v >= start]
     # bisection over budgets: the smallest that fits (fits() is monotone up to estimation noise)
     lo, hi = 0, len(values) - 1
-    if target is not None:
-        lo = 0
-        hi_budget = values[-1]
     f_hi, est_hi = build(values[-1])
     if not _fits(est_hi["total"], cap, margin):
         over = _over(est_hi["total"], cap, margin)
