@@ -13,7 +13,12 @@ Needs the `train` extra (torch, brevitas). Both take (N, 1, 42, 42) float maps w
 initialise QAT): input QuantIdentity 2-bit unsigned with a constant scale of 1 (the codes 0/1/2 pass exactly),
 per-channel `w`-bit narrow-range weights on every conv/linear, `a`-bit unsigned QuantReLU activations
 (per-tensor learned scale), max(a, 4)-bit QuantIdentity after the global average pool, float BatchNorm (folded into the
-thresholds by gen), float biases on the linear layers (`bias_quant=Int32Bias` with `--bias-quant`).
+thresholds by gen), a float bias on the hidden linear layer (`bias_quant=Int32Bias` with `--bias-quant`).
+The classifier (last linear layer) has a per-tensor weight scale and no bias: its logits are one positive scale
+times the integer accumulator, so an arg-max over the integer scores (the hardware's label_select) is exactly the
+model's class. With per-channel scales or a bias the logits are a per-class affine function of the accumulator:
+an arg-max over the raw integers then disagrees with the model on a few % of the maps (gen handles an explicit
+ArgMax node exactly with a per-class multiplier/offset stage, up to 53 bits wide for a Brevitas Int32Bias).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ def _quant_layers(bits, bias_quant=False):
         return None
     import brevitas.nn as qnn
     from brevitas.inject.enum import ScalingImplType
-    from brevitas.quant import Int8WeightPerChannelFloat, Int32Bias, Uint8ActPerTensorFloat
+    from brevitas.quant import Int8WeightPerChannelFloat, Int8WeightPerTensorFloat, Int32Bias, Uint8ActPerTensorFloat
 
     wb, ab = bits
 
@@ -54,6 +59,13 @@ def _quant_layers(bits, bias_quant=False):
         @staticmethod
         def linear(cin, cout):
             return qnn.QuantLinear(cin, cout, bias=True, **kw, **bkw, return_quant_tensor=False)
+
+        @staticmethod
+        def classifier(cin, cout):
+            # per-tensor weight scale, no bias: the logits are one scale s > 0 times the integer accumulator,
+            # so the arg-max of the integer scores is the model's class
+            return qnn.QuantLinear(cin, cout, bias=False, weight_quant=Int8WeightPerTensorFloat,
+                                   weight_bit_width=wb, return_quant_tensor=False)
 
         @staticmethod
         def relu():
@@ -82,6 +94,10 @@ class _F:
         return nn.Linear(cin, cout)
 
     @staticmethod
+    def classifier(cin, cout):
+        return nn.Linear(cin, cout, bias=False)
+
+    @staticmethod
     def relu():
         return nn.ReLU()
 
@@ -103,7 +119,7 @@ class VGG(nn.Module):
         self.flatten = nn.Flatten()
         self.fc1 = Q.linear(cin * size * size, hidden)
         self.act1 = Q.relu()
-        self.fc2 = Q.linear(hidden, ncls)
+        self.fc2 = Q.classifier(hidden, ncls)
 
     def forward(self, x):
         return self.fc2(self.act1(self.fc1(self.flatten(self.features(self.inp(x))))))
@@ -124,7 +140,7 @@ class MobileNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.pool_q = Q.ident8()
         self.flatten = nn.Flatten()
-        self.fc = Q.linear(cin, ncls)
+        self.fc = Q.classifier(cin, ncls)
 
     def forward(self, x):
         return self.fc(self.flatten(self.pool_q(self.pool(self.features(self.inp(x))))))

@@ -112,7 +112,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "build" / "wafer"))
     ap.add_argument("--n-train", type=int, default=500, help="training maps per class")
     ap.add_argument("--float-epochs", type=int, default=15)
-    ap.add_argument("--qat-epochs", type=int, default=10)
+    ap.add_argument("--qat-epochs", type=int, default=8)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--loss", choices=["ce", "focal"], default="ce")
