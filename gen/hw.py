@@ -150,7 +150,7 @@ class HwNode:
             return max(p["N_ELEMS"], p["TOPK"] + 1)  # one element per cycle
         if k == "output":
             ns = p["NUM_SCORES"]
-            return ns // simd + 1 + -(-ns * 4 // p["DMA_BYTES"])
+            return max(ns // simd, 1 + -(-ns * 4 // p["DMA_BYTES"]))  # receive and send overlap (2 buffers)
         raise ValueError(k)
 
     def to_json(self) -> dict:

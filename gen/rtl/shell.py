@@ -48,7 +48,7 @@ def render_output_adapter(*, num_scores: int, lanes: int, s_bits: int, s_signed:
     ports += [Port("meta_valid", "input", 1), Port("meta_flags", "input", 8), Port("meta_pop", "output", 1)] + \
         axis_ports("m_axis", "out", dma_bits) + [Port("frame_sent", "output", 1)]
     return Rendered("accel_output", name, sv, {}, ports, [Stream("s_scores", "in", lanes, s_bits)], params,
-                    cycles_per_frame=rb + 1 + nob)
+                    cycles_per_frame=max(rb, 1 + nob))
 
 
 def render_fork(name: str, *, n: int, width: int) -> Rendered:
