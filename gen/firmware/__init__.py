@@ -42,8 +42,9 @@ def _mask(names) -> int:
     return sum(1 << (regmap.REG[n].offset // 4) for n in names)
 
 
-def input_lut(design, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.0) -> list[list[int]]:
-    """For each input channel, the input-frame byte of each 8-bit pixel value k (float input k*scale+offset),
+def input_lut(design, *, pixel_div: float = 255.0, pixel_offset: float = 0.0) -> list[list[int]]:
+    """For each input channel, the input-frame byte of each 8-bit pixel value k (float input k / pixel_div +
+    pixel_offset, in float32: k / 255 is correctly rounded either way, as images are usually scaled),
     computed with the golden model's own input quantiser (encode_input) and regmap's byte format: the host
     client turns images into frames by table look-up, without a second copy of the quantiser."""
     from ..golden.model import encode_input
@@ -51,7 +52,7 @@ def input_lut(design, *, pixel_scale: float = 1 / 255, pixel_offset: float = 0.0
     inp = design.layers[0]
     t = design.tensors[design.input]
     shape = tuple(inp.graph_layout["shape"])
-    k = np.arange(256, dtype=np.float32) * np.float32(pixel_scale) + np.float32(pixel_offset)
+    k = np.arange(256, dtype=np.float32) / np.float32(pixel_div) + np.float32(pixel_offset)
     x = np.broadcast_to(k.reshape((256,) + (1,) * len(shape)), (256,) + shape)
     codes = encode_input(design, x)[:, 0, 0, :]             # (256, C): every pixel of an image is the same
     frame = np.frombuffer(regmap.pack_input(codes.T, bipolar=t.bipolar, dma_bits=8), np.uint8)
@@ -68,7 +69,7 @@ def _writable() -> list[str]:
 
 
 def write_firmware(out_dir, design, board: dict, *, runtime_weights: bool | None = None,
-                   pixel_scale: float = 1 / 255, pixel_offset: float = 0.0, **opts) -> Path:
+                   pixel_div: float = 255.0, pixel_offset: float = 0.0, **opts) -> Path:
     """Write OUT/firmware/ for `design` on `board`; returns the folder."""
     spec = make_spec(design, board, runtime_weights=runtime_weights)
     sysmap = system(board)
@@ -94,8 +95,8 @@ def write_firmware(out_dir, design, board: dict, *, runtime_weights: bool | None
     (root / "Makefile").write_text(_env.get_template("user_Makefile.j2").render(spec=spec))
 
     host_constants = dict(spec.constants(), name=spec.name, runtime_weights=list(spec.runtime_weights),
-                          input_lut=input_lut(design, pixel_scale=pixel_scale, pixel_offset=pixel_offset),
-                          pixel_scale=pixel_scale, pixel_offset=pixel_offset)
+                          input_lut=input_lut(design, pixel_div=pixel_div, pixel_offset=pixel_offset),
+                          pixel_div=pixel_div, pixel_offset=pixel_offset)
     proto_py = protocol.python_module(host_constants)
     (root / "host" / "accel_proto.py").write_text(proto_py)
     (root / "libaccel" / "accel_proto.py").write_text(proto_py)

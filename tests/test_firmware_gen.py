@@ -1,0 +1,49 @@
+"""What write_firmware generates comes from regmap.py / protocol.py / the golden model, not from second copies."""
+
+import numpy as np
+import pytest
+
+from gen.boards import load_board
+from gen.firmware import input_lut, make_spec, protocol, write_firmware
+from gen.golden.model import encode_input, from_ir_layout
+from gen.shell import regmap
+
+from .test_firmware_e2e import make_design
+
+
+@pytest.fixture(scope="module", params=["conv", "argmax"])
+def generated(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(request.param)
+    _, design = make_design(tmp, request.param)
+    return design, write_firmware(tmp, design, load_board("pynq-z2"))
+
+
+def test_headers_are_regmap_and_protocol(generated):
+    design, fw = generated
+    spec = make_spec(design, load_board("pynq-z2"))
+    regs = (fw / "include" / "accel_regs.h").read_text()
+    assert regs == regmap.c_header("ACCEL", spec.constants()) == (fw / "kernel" / "accel_regs.h").read_text()
+    assert (fw / "include" / "accel_proto.h").read_text() == protocol.c_header()
+    assert f"#define ACCEL_IN_FRAME_BYTES {spec.in_frame_bytes}" in regs
+    assert f"#define ACCEL_NUM_SCORES {design.tensors[design.scores].elements}" in regs
+    assert spec.in_frame_padded % 8 == 0 and spec.in_frame_padded - spec.in_frame_bytes < 8
+    assert regmap.markdown_table() in (fw / "README.md").read_text()
+    assert protocol.markdown() == (fw / "host" / "PROTOCOL.md").read_text()
+    d = (fw / "include" / "accel_design.h").read_text()
+    assert f'#define ACCEL_DEV_PATH "/dev/{spec.name}"' in d and spec.compatible in d
+    assert f'compatible = "{spec.compatible}"' in next((fw / "overlay").glob("*.dtso")).read_text()
+    # argmax designs carry a class; a conv feature map has none
+    assert spec.has_class == (design.output != design.scores or design.tensors[design.scores].shape[:2] == (1, 1))
+
+
+def test_input_lut_is_the_golden_quantiser(generated):
+    design, _ = generated
+    lut = np.array(input_lut(design), np.uint8)
+    h, w, c = design.tensors[design.input].shape
+    assert lut.shape == (c, 256)
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (2, h, w, c))
+    x = from_ir_layout(img.astype(np.float32) / np.float32(255), design.layers[0].graph_layout)
+    for k in range(2):
+        expect = regmap.pack_input(encode_input(design, x)[k], dma_bits=8)
+        assert lut[np.arange(c)[None, None, :], img[k]].tobytes() == expect
