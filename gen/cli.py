@@ -149,6 +149,12 @@ def cmd_generate(args) -> int:
                                              f"{hw['synth']['measured']['ff']:,} BRAM18 "
                                              f"{hw['synth']['measured']['bram18']}" if args.synth else ""), t)
         # later passes (vivado/, firmware/) write into `tmp` here, before the folder is committed
+        t = time.time()
+        from .firmware import write_firmware
+        from .vendor import write_vivado
+        write_vivado(tmp, design, board)
+        write_firmware(tmp, design, board, runtime_weights=runtime_weights, design_hash=em.design_hash)
+        step("package: vivado/ (build.tcl, make bitstream), firmware/ (driver, overlay, libaccel, server, client)", t)
         _commit_out(tmp, out)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)

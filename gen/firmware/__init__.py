@@ -69,9 +69,11 @@ def _writable() -> list[str]:
 
 
 def write_firmware(out_dir, design, board: dict, *, runtime_weights: bool | None = None,
-                   pixel_div: float = 255.0, pixel_offset: float = 0.0, **opts) -> Path:
-    """Write OUT/firmware/ for `design` on `board`; returns the folder."""
-    spec = make_spec(design, board, runtime_weights=runtime_weights)
+                   design_hash: int | None = None, pixel_div: float = 255.0, pixel_offset: float = 0.0,
+                   **opts) -> Path:
+    """Write OUT/firmware/ for `design` on `board`; returns the folder. `design_hash`: the DESIGN_HASH the
+    emitted RTL carries (default: computed as gen/rtl/emit.py does)."""
+    spec = make_spec(design, board, runtime_weights=runtime_weights, design_hash=design_hash)
     sysmap = system(board)
     root = Path(out_dir) / "firmware"
     for sub in ("kernel", "overlay", "include", "libaccel", "server", "host"):

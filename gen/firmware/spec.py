@@ -61,10 +61,15 @@ class Spec:
                 "accel_base": self.accel_base, "reg_span": self.reg_span}
 
 
-def design_hash(design: Design) -> int:
-    """The same bytes Design.save writes, so the hash can be checked against OUT/design.json."""
-    text = json.dumps(design.to_json(), indent=1)
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+def _design_hash(design: Design) -> int:
+    """regmap DESIGN_HASH: the value the RTL emitter puts into the control block (gen/rtl/emit.py), so the
+    driver, libaccel and the bitstream agree; the same formula here only if that module is unavailable."""
+    try:
+        from ..rtl.emit import design_hash as rtl_design_hash
+    except ImportError:
+        text = json.dumps(design.to_json(), sort_keys=True)
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+    return rtl_design_hash(design)
 
 
 def has_class_output(design: Design) -> bool:
@@ -74,7 +79,8 @@ def has_class_output(design: Design) -> bool:
     return h == 1 and w == 1 and c > 1
 
 
-def make_spec(design: Design, board: dict, *, runtime_weights: bool | None = None) -> Spec:
+def make_spec(design: Design, board: dict, *, runtime_weights: bool | None = None,
+              design_hash: int | None = None) -> Spec:
     t = design.tensors[design.input]
     scores = design.tensors[design.scores]
     if runtime_weights is None:
@@ -83,7 +89,8 @@ def make_spec(design: Design, board: dict, *, runtime_weights: bool | None = Non
         if runtime_weights else ()
     sysmap = system(board)
     name = c_name(design.name)
-    return Spec(name=name, compatible=f"gen,{name.replace('_', '-')}", design_hash=design_hash(design),
+    return Spec(name=name, compatible=f"gen,{name.replace('_', '-')}",
+                design_hash=_design_hash(design) if design_hash is None else design_hash,
                 in_shape=tuple(t.shape), in_lo=t.lo, in_hi=t.hi, in_signed=t.signed, in_bipolar=t.bipolar,
                 in_frame_bytes=regmap.in_frame_bytes(t.elements), num_scores=scores.elements,
                 out_frame_bytes=regmap.out_frame_bytes(scores.elements), dma_bits=board["dma"]["width_bits"],
