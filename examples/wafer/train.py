@@ -112,7 +112,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "build" / "wafer"))
     ap.add_argument("--n-train", type=int, default=500, help="training maps per class")
     ap.add_argument("--float-epochs", type=int, default=15)
-    ap.add_argument("--qat-epochs", type=int, default=8)
+    ap.add_argument("--qat-epochs", type=int, default=5)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--loss", choices=["ce", "focal"], default="ce")
@@ -131,7 +131,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     archs = list(models.ARCHS) if args.all else args.arch
-    bitss = list(models.BITS) if args.all else args.bits
+    bitss = ["w4a4", "w2a4", "w2a2", "w8a8"] if args.all else args.bits  # the bundled model first
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "train_log.json"
