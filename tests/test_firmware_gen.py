@@ -47,3 +47,35 @@ def test_input_lut_is_the_golden_quantiser(generated):
     for k in range(2):
         expect = regmap.pack_input(encode_input(design, x)[k], dma_bits=8)
         assert lut[np.arange(c)[None, None, :], img[k]].tobytes() == expect
+
+
+def test_readme_register_table_is_current():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "## Deploy to the board" in readme
+    assert regmap.markdown_table() in readme, "README register table is stale: paste regmap.markdown_table()"
+
+
+def test_cli_writes_vivado_and_firmware(tmp_path):
+    import subprocess
+    import sys
+
+    import onnx
+
+    from tests.modelgen import qonnx_model
+
+    gm = qonnx_model("conv", np.random.default_rng(0))
+    onnx.save(gm.model, tmp_path / "m.onnx")
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "gen", str(tmp_path / "m.onnx"), "--board", "zybo-z7", "-o", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (out / "vivado" / "build.tcl").exists() and (out / "vivado" / "Makefile").exists()
+    fw = out / "firmware"
+    for p in ("kernel/accel_drv.c", "kernel/Kbuild", "include/accel_regs.h", "libaccel/libaccel.c", "Makefile",
+              "server/accel_server.c", "host/accel_client.py", "host/accel_proto.py", "overlay/m.dtso"):
+        assert (fw / p).exists(), p
+    # the driver expects the DESIGN_HASH the emitted control block returns
+    h = int((fw / "include" / "accel_regs.h").read_text().split("#define ACCEL_DESIGN_HASH ")[1].split()[0])
+    assert f"32'h{h:08x}" in (out / "rtl" / "accel_ctrl.sv").read_text().lower()
