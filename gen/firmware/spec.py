@@ -17,7 +17,7 @@ from ..vendor.system import c_name, system
 class Spec:
     name: str                 # C identifier and device name: /dev/<name>
     compatible: str           # device-tree compatible the platform driver binds to
-    design_hash: int          # regmap DESIGN_HASH: first 32 bits of SHA-256(design.json)
+    design_hash: int          # regmap DESIGN_HASH, as the RTL emitter puts it into the control block
     in_shape: tuple[int, int, int]   # (H, W, C) of the input codes, NHWC
     in_lo: int
     in_hi: int
