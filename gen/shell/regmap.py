@@ -59,7 +59,7 @@ class Register:
 REGISTERS: tuple[Register, ...] = (
     Register("ID", 0x00, "const", f"magic 0x{ID_MAGIC:08X} ('GEN1')"),
     Register("VERSION", 0x04, "const", "contract version: major * 65536 + minor"),
-    Register("DESIGN_HASH", 0x08, "const", "first 32 bits of the SHA-256 of design.json (driver/bitstream match)"),
+    Register("DESIGN_HASH", 0x08, "const", "first 32 bits of the SHA-256 of the design IR (canonical JSON, see gen.rtl.emit.design_hash)"),
     Register("CTRL", 0x0C, "wo", "control; bits self-clear", (
         Field("SOFT_RESET", 0, 1, "reset the datapath and counters (frames in flight are lost)"),
         Field("CLEAR_ERRORS", 1, 1, "clear ERRORS"),
