@@ -155,3 +155,23 @@ def run_frames(design: Design, b: runner.Build, hwinfo: dict, *, n: int = 32, bp
 
 def load_hwinfo(rtl_dir: Path) -> dict:
     return json.loads((Path(rtl_dir) / "hw.json").read_text())
+
+
+def bench_design(out: Path, design: Design, graph=None, folding=None, *, n: int = 4, timing_frames: int = 4,
+                 seed: int = 1) -> dict:
+    """bench/run.py --sim: build out/rtl (cached), n + timing_frames random frames back to back with neither input
+    gaps nor back-pressure, all compared with the golden model; fps = clock / LAST_INTERVAL."""
+    import time
+    rtl = Path(out) / "rtl"
+    hwinfo = load_hwinfo(rtl)
+    t0 = time.time()
+    b = build_rtl(rtl)
+    wall = time.time() - t0
+    bt = b.dir / "build_time.txt"
+    build_s = float(bt.read_text()) if bt.exists() else round(wall, 1)
+    r = run_frames(design, b, hwinfo, n=n, bp=0.0, gap=0.0, seed=seed, timing_frames=timing_frames)
+    clock = hwinfo["_accel"].get("clock_mhz", 100) * 1e6
+    interval = r["interval"]
+    return dict(fps=clock / interval if interval else None, build_s=build_s, build_cached=wall < 0.5 * build_s,
+                ok=not r["mismatches"], interval=interval, analytic=r["analytic"], frames=r["n_frames"],
+                run_s=round(r["wall_s"], 1), mismatches=r["mismatches"][:4])
