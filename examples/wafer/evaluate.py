@@ -268,6 +268,12 @@ def results_markdown(res) -> str:
     rtl = res.get("rtl")
     L.append("RTL simulation (Verilator, `--rtl-frames N`): " + ("; ".join(rtl) if rtl else "not run."))
     L.append("")
+    tl = res.get("train_log") or {}
+    if tl:
+        L.append("Training time (train.py, 1 CPU thread, shared machine): " + ", ".join(
+            f"{k} {v['seconds']:.0f} s ({v['epochs']} ep, train acc {100 * v['final']['acc']:.1f}%)"
+            for k, v in tl.items()) + f"; total {sum(v['seconds'] for v in tl.values()) / 60:.1f} min.")
+        L.append("")
     L.append(f"Evaluation time: {res['seconds']:.0f} s on {res.get('threads', 1)} CPU thread(s).")
     return "\n".join(L) + "\n"
 
@@ -287,14 +293,23 @@ def main(argv=None):
     ap.add_argument("--models", default=str(ROOT / "build" / "wafer"))
     ap.add_argument("--arch", nargs="+", default=list(ARCHS))
     ap.add_argument("--bits", nargs="+", default=list(BITS))
-    ap.add_argument("--n-test", type=int, default=300, help="test maps per class and set")
+    ap.add_argument("--n-test", type=int, default=200, help="test maps per class and set")
     ap.add_argument("--rtl-frames", type=int, default=0, help="maps of the hard test set to simulate in RTL")
     ap.add_argument("--rtl-models", nargs="+", default=["vgg_w4a4"], help="which models to simulate")
     ap.add_argument("--readme", action="store_true")
     ap.add_argument("--out", default=str(HERE))
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--from-json", action="store_true", help="only re-render results.md / README from results.json")
     args = ap.parse_args(argv)
     t0 = time.time()
+    if args.from_json:
+        res = json.loads((Path(args.out) / "results.json").read_text())
+        md = results_markdown(res)
+        (Path(args.out) / "results.md").write_text(md)
+        print(md)
+        if args.readme:
+            update_readme(md)
+        return
     mdir, out = Path(args.models), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
