@@ -250,6 +250,16 @@ def conv_matrix(layer: L.Conv, ifm_ch: int) -> tuple[np.ndarray, bool]:
     return full, False
 
 
+def _one_increasing_map(design: Design) -> bool:
+    """Do the scores dequantise through one increasing affine map shared by all classes?"""
+    from .frontend.values import affine_of
+    from .ir.elementwise import op_from_json
+
+    ops = [op_from_json(o) if isinstance(o, dict) else o for o in design.output_boundary.get("chain", [])]
+    ab = affine_of(ops, design.tensors[design.scores].channels)
+    return ab is not None and len(set(ab[0])) == 1 and len(set(ab[1])) == 1 and ab[0][0] > 0
+
+
 def _per_tensor(rq: L.Requant) -> bool:
     t = np.asarray(rq.thresholds)
     neg = np.asarray(rq.negate, dtype=bool).reshape(-1)
@@ -418,8 +428,9 @@ def build_hw_graph(design: Design, dma_bits: int = 64, runtime_weights: bool = F
     if max(abs(scores.lo), abs(scores.hi)) >= 1 << 31:
         raise GenError(f"scores {design.scores} range [{scores.lo}, {scores.hi}] exceeds the 32-bit output words")
     label = [n for n in nodes if n.kind == "label_select"]
-    if not label and scores.shape[:2] == (1, 1) and scores.channels > 1:
-        # a classifier without an arg-max node in the model: the class is the arg-max of the scores
+    if not label and scores.shape[:2] == (1, 1) and scores.channels > 1 and _one_increasing_map(design):
+        # a classifier without an arg-max node in the model: the class is the arg-max of the scores, which is the
+        # model's only when one increasing map dequantises every class (else the host picks it from the scores)
         label = [HwNode("label_select", "label_select", (), (scores,),
                         StreamInfo("label_select__class", (1, 1, 1), max(1, (scores.elems - 1).bit_length()), False),
                         dict(N_ELEMS=scores.elems, TOPK=1, A_BITS=scores.bits))]
