@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    ?= .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-MODEL   ?= examples/example_cnn.onnx
+MODEL   ?= examples/wafer_vgg_w4a4.onnx
 BOARD   ?= zybo-z7
 JOBS    ?= auto
 

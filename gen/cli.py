@@ -179,10 +179,36 @@ def cmd_generate(args) -> int:
         c = n.cycles(pe, simd)
         ft.add_row(n.name, n.kind, str(pe), str(simd), f"{c:,}", style="bold" if n.name == bn else None)
     con.print(ft)
+    lat = sum(n.cycles(*graph.fold_of(design.folding, n.name)) for n in graph.nodes)
+    _print_summary(con, design.folding.get("_fold", {}), board, lat)
     for n in design.notes:
         con.print(f"  note: {n}")
     con.print(f"  wrote {out}/design.json, rtl/, sim/ (make -C {out}/sim sim) and report/ ({time.time() - t0:.2f} s)")
     return 0
+
+
+def _print_summary(con, meta: dict, board: dict, latency_cycles: int = 0) -> None:
+    """fps, latency and resources against the board, from the folding pass's bookkeeping."""
+    from rich.table import Table
+
+    if not meta:
+        return
+    mhz = meta.get("clock_mhz") or board.get("clock_mhz", 100)
+    st = Table(title=f"summary ({board['name']}, {mhz:g} MHz)")
+    st.add_column("")
+    st.add_column("", justify="right")
+    st.add_row("bottleneck", f"{meta.get('bottleneck')} ({meta.get('cycles', 0):,} cycles/frame)")
+    st.add_row("fps", f"{meta.get('fps', 0):,.0f}")
+    if latency_cycles:  # every node's frame time in sequence: an upper bound of the pipeline's latency
+        st.add_row("latency (bound)", f"{latency_cycles / mhz:,.1f} us")
+    est = meta.get("estimate", {})
+    for k, name in (("lut", "LUT"), ("ff", "FF"), ("bram18", "BRAM18"), ("dsp", "DSP48E1")):
+        used, cap = est.get("total", {}).get(k), est.get("capacity", {}).get(k)
+        if used is not None and cap:
+            st.add_row(f"{name} (estimate)", f"{used:,.0f} / {cap:,.0f} ({100 * used / cap:.0f} %)")
+    con.print(st)
+    if meta.get("reason"):
+        con.print(f"  limited by: {meta['reason']}")
 
 
 def cmd_check(args) -> int:
