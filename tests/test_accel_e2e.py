@@ -32,11 +32,8 @@ def generate(design, tmp: Path, folding: str | dict = "auto", runtime_weights: b
     if folding == "auto":
         try:
             from gen.fold import fold_design
+            # gen/fold's sized FIFO depths (the LAST_INTERVAL check holds them to the analytic rate)
             folding = fold_design(design, graph, load_board("zybo-z7"))
-            # the emitter's safe FIFO depths: gen/fold's sized depths still lose throughput on some
-            # re-joining branches (residual / concat), which the LAST_INTERVAL check would flag
-            folding = {k: ({kk: vv for kk, vv in v.items() if kk != "fifo"} if isinstance(v, dict) else v)
-                       for k, v in folding.items()}
         except ImportError:
             folding = graph.default_folding()
     elif folding == "default":

@@ -10,9 +10,14 @@ Two effects are sized:
    output pixel j of the join, how many pixels of the fork stream each branch needs (`need` maps composed
    along the branch: swg windows, pooling, upsampling, dense layers needing the whole frame), and give the
    short branch a FIFO of max_j(need_long(j) - need_short(j)) pixels (+ one pixel and a few beats of slack).
-2. Burst absorption (throughput). An mvu with NF > 1 takes a pixel's SF input beats in a burst and then
-   replays them for NF - 1 folds; a FIFO of SF beats (at most 32: a cheap SRL) lets its producer keep
-   going meanwhile. Elsewhere a 2-deep SRL FIFO decouples the handshakes.
+   Throughput: besides the pixel lead, the short branch holds what the fork sends (at the steady rate, one
+   frame per bottleneck period) while the long branch's kernels turn pixels into output (its latency: time
+   per output pixel + pipeline latency per kernel); without it the fork stalls and the join loses rate.
+2. Burst absorption (throughput). An mvu with NF > 1 takes a pixel's SF input beats and then replays them
+   for (NF - 1) * SF cycles without accepting input; its FIFO holds what the producer delivers meanwhile at
+   the steady rate (in-beats per frame / bottleneck period), at most SF beats. A dense layer fed slowly
+   (e.g. after a conv whose rate sets the period) needs a deep FIFO here, or its producer stalls for the
+   replay every frame. Elsewhere a 2-deep SRL FIFO decouples the handshakes.
 
 Depths are rounded to what the fifo kernel implements: <= 32 beats: shift registers (SRL); deeper: a
 power-of-two memory + a 4-entry output queue (capacity 2^k + 4), in LUTRAM or block RAM by size.
@@ -26,7 +31,7 @@ from ..rtl.common import pow2_at_least
 
 MIN_DEPTH = 2
 SRL_MAX = 32
-BURST_MAX = 32
+LAT_NODE = 6  # pipeline + FIFO latency of one kernel on a branch (cycles; conservative)
 
 
 def round_depth(depth: int) -> int:
@@ -74,9 +79,30 @@ def _node_need(node, out_pix: int, in_idx: int) -> np.ndarray:
 
 
 class _Needs:
-    def __init__(self, graph):
+    def __init__(self, graph, cycles=None):
         self.g = graph
         self.memo = {}
+        self.lat_memo = {}
+        self.cyc = cycles or {}
+
+    def latency(self, tensor: str, fork: str) -> int:
+        """Cycles from the fork emitting the pixels that pixel j of `tensor` needs to pixel j appearing (longest
+        path): per node its time per output pixel + pipeline and FIFO latency (LAT_NODE)."""
+        key = (tensor, fork)
+        if key in self.lat_memo:
+            return self.lat_memo[key]
+        self.lat_memo[key] = 0  # cycle guard
+        if tensor == fork:
+            return 0
+        try:
+            prod = self.g.producer(tensor)
+        except KeyError:
+            return 0
+        ups = [self.latency(s.tensor, fork) for s in prod.inputs if self.need(s.tensor, fork) is not None]
+        per_px = -(-int(self.cyc.get(prod.name, 0)) // max(1, _pixels(prod.output)))
+        res = (max(ups) if ups else 0) + per_px + LAT_NODE
+        self.lat_memo[key] = res
+        return res
 
     def need(self, tensor: str, fork: str) -> np.ndarray | None:
         """need[j]: pixels of stream `fork` required before pixel j of stream `tensor` (None: not downstream)."""
@@ -131,9 +157,10 @@ class _Needs:
 
 def size_fifos(graph, folding: dict) -> dict[str, list[int]]:
     """{node name: [depth per input stream]} (beats of the consumer's input width)."""
-    needs = _Needs(graph)
     depths: dict[str, list[int]] = {}
     cyc = graph.cycles(folding)
+    needs = _Needs(graph, cyc)
+    period = max(1, max(cyc.values()))  # steady state: every stream advances one frame per bottleneck period
     why: dict[str, list[str]] = {}
     for n in graph.nodes:
         pe, simd = graph.fold_of(folding, n.name)
@@ -146,7 +173,12 @@ def size_fifos(graph, folding: dict) -> dict[str, list[int]]:
                 nf = n.params["MH"] // pe
                 sf = n.params["MW"] // simd
                 if nf > 1 and sf > 1:
-                    depth, reason = max(depth, min(sf, BURST_MAX)), "burst (input replayed for NF-1 folds)"
+                    # the mvu takes a pixel's SF beats, then replays them for (NF-1)*SF cycles without accepting
+                    # input; the producer (one frame of in-beats per bottleneck period) keeps delivering meanwhile
+                    in_beats = -(-(s.channels * s.window[0] * s.window[1] * _pixels(s)) // max(1, lanes[i]))
+                    burst = min(sf, -(-(nf - 1) * sf * in_beats // period) + 2)
+                    if burst > depth:
+                        depth, reason = burst, f"burst (input replayed for {nf - 1} folds of {sf} beats)"
             if len(n.inputs) > 1:
                 # join: this input must hold the other inputs' lead over it, measured at the common fork
                 for o, so in enumerate(n.inputs):
@@ -163,6 +195,10 @@ def size_fifos(graph, folding: dict) -> dict[str, list[int]]:
                     if lead_fork <= 0:
                         continue
                     fork_pix = len(needs.need(fork, fork))
+                    # while the longer branch turns the fork's pixels into its output pixel (its latency), the
+                    # fork keeps sending at the steady rate (fork_pix per period) into this branch as well
+                    lat = needs.latency(so.tensor, fork)
+                    lead_fork += -(-lat * fork_pix // period)
                     lead = -(-lead_fork * _pixels(s) // max(1, fork_pix))  # in this stream's pixels
                     need_beats = (lead + 1) * bpp + 4
                     if need_beats > depth:
