@@ -90,6 +90,7 @@ class HwNode:
     params: dict = field(default_factory=dict)
     tie: str | None = None                  # this node's simd must equal node `tie`'s simd
     requant: str | None = None              # name of the fused IR Requant layer, if any
+    simd_span: int | None = None            # input adapter: SIMD may divide this many elements (default: channels)
 
     # -- folding ------------------------------------------------------------------------------------------------
     def legal_pe(self) -> list[int]:
@@ -110,7 +111,12 @@ class HwNode:
         if self.kind == "label_select":
             return divisors(self.inputs[0].channels)
         if self.kind == "input":
-            return divisors(self.output.channels)
+            # divisors of the channel count; when every consumer reads the frame as one vector (a Dense mvu), also
+            # the divisors of the element count up to one DMA beat of codes
+            legal = set(divisors(self.output.channels))
+            if self.simd_span is not None:
+                legal |= {d for d in divisors(self.simd_span) if d <= p["DMA_BYTES"]}
+            return sorted(legal)
         return divisors(self.inputs[0].channels)
 
     def in_lanes(self, pe: int = 1, simd: int = 1) -> list[int]:
@@ -443,6 +449,12 @@ def build_hw_graph(design: Design, dma_bits: int = 64, runtime_weights: bool = F
     for n in nodes:  # every stream has one producer
         for s in n.inputs:
             g.producer(s.tensor)
+    for n in nodes:  # input adapter feeding only Dense mvus (the frame is one vector): SIMD over the element count
+        if n.kind == "input":
+            cons = g.consumers(n.output.tensor)
+            if cons and all(c.kind == "mvu" and not c.params["DEPTHWISE"] and c.params["NUM_PIX"] == 1
+                            and c.params["MW"] == n.output.elems for c, _ in cons):
+                n.simd_span = n.output.elems
     return g
 
 
