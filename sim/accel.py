@@ -8,9 +8,7 @@ byte, with the golden model (gen/golden/model.py) packed by gen/shell/regmap.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,18 +25,7 @@ TOP = regmap.TOP_MODULE
 
 def _materialize_mem(sv: str, mem: dict[str, str]) -> str:
     """$readmemh("weights/x.mem") -> a content-addressed absolute path (so the build cache keys on content)."""
-    memdir = runner._mkdir(runner.CACHE_ROOT / "mem")
-    for fname, text in mem.items():
-        if fname not in sv:
-            continue
-        h = hashlib.sha256(text.encode()).hexdigest()[:20]
-        path = memdir / f"{h}.mem"
-        if not path.exists():
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(text)
-            os.replace(tmp, path)
-        sv = sv.replace(f'"weights/{fname}"', f'"{path}"')
-    return sv
+    return runner.place_mem_files(sv, mem, prefix="weights/")
 
 
 def build_rtl(rtl_dir: Path) -> runner.Build:

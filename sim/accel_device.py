@@ -16,6 +16,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from gen.firmware.protocol import recv_exact
 from gen.shell import regmap
 
 from . import accel, runner
@@ -88,11 +89,11 @@ class VerilatorBackend:
             if self.error:
                 raise RuntimeError(f"the Verilator device stopped: {self.error}")
             self.conn.sendall(REQ.pack(OPS[op], arg, value & 0xFFFFFFFF, len(payload)) + payload)
-            head = _exact(self.conn, RESP.size)
+            head = recv_exact(self.conn, RESP.size)
             if head is None:
                 raise RuntimeError(f"the Verilator device went away: {self.error}")
             status, rvalue, self.cycle, n = RESP.unpack(head)
-            out = _exact(self.conn, n) if n else b""
+            out = recv_exact(self.conn, n) if n else b""
             return status, rvalue, out
 
     def infer(self, frame: bytes) -> bytes:
@@ -121,16 +122,6 @@ class VerilatorBackend:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def _exact(conn, n: int) -> bytes | None:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return bytes(buf)
 
 
 __all__ = ["VerilatorBackend", "emit_rtl", "regmap"]

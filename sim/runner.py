@@ -78,16 +78,23 @@ def _mkdir(p: Path) -> Path:
 
 def materialize(rendered) -> str:
     """SV text with its $readmemh file names replaced by content-addressed absolute paths (written now)."""
-    sv = rendered.sv
+    return place_mem_files(rendered.sv, rendered.mem_files)
+
+
+def place_mem_files(sv: str, mem_files: dict[str, str], prefix: str = "") -> str:
+    """Write each .mem file once under its content hash and point `$readmemh("<prefix><name>")` at it, so the
+    build cache keys on content; files the text does not mention are skipped."""
     memdir = _mkdir(CACHE_ROOT / "mem")
-    for fname, text in rendered.mem_files.items():
+    for fname, text in mem_files.items():
+        if f'"{prefix}{fname}"' not in sv:
+            continue
         h = hashlib.sha256(text.encode()).hexdigest()[:20]
         path = memdir / f"{h}.mem"
         if not path.exists():
             tmp = path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(text)
             os.replace(tmp, path)
-        sv = sv.replace(f'"{fname}"', f'"{path}"')
+        sv = sv.replace(f'"{prefix}{fname}"', f'"{path}"')
     return sv
 
 

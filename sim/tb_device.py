@@ -23,19 +23,11 @@ from cocotb.triggers import ClockCycles
 from cocotb.utils import get_sim_steps, get_sim_time
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
+from gen.firmware.protocol import recv_exact
+
 REQ = struct.Struct("<BIII")    # op, arg, value, payload length
 RESP = struct.Struct("<BIQI")   # status (0 ok, 1 timeout), value, end cycle, payload length
 OPS = dict(INFER=1, READ=2, WRITE=3, QUIT=4)
-
-
-def _exact(conn, n: int) -> bytes | None:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return bytes(buf)
 
 
 @cocotb.test()
@@ -59,11 +51,11 @@ async def serve(dut):
     conn.connect(spec["socket"])
     with conn:
         while True:
-            head = _exact(conn, REQ.size)
+            head = recv_exact(conn, REQ.size)
             if head is None:
                 break
             op, arg, value, length = REQ.unpack(head)
-            payload = _exact(conn, length) if length else b""
+            payload = recv_exact(conn, length) if length else b""
             if payload is None:
                 break
             status, rvalue, out = 0, 0, b""

@@ -192,25 +192,15 @@ class SimDeviceServer:
                 continue
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
-    @staticmethod
-    def _recv(conn, n: int) -> bytes | None:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = conn.recv(n - len(buf))
-            if not chunk:
-                return None
-            buf += chunk
-        return bytes(buf)
-
     def _serve(self, conn) -> None:
         ops = protocol.SIM_OP
         with conn:
             while True:
-                head = self._recv(conn, protocol.SIM_REQ.size)
+                head = protocol.recv_exact(conn, protocol.SIM_REQ.size)
                 if head is None:
                     return
                 op, rid, arg0, arg1, length = protocol.SIM_REQ.unpack(head)
-                payload = self._recv(conn, length) if length else b""
+                payload = protocol.recv_exact(conn, length) if length else b""
                 if payload is None:
                     return
                 result, value, out = 0, 0, b""

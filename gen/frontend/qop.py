@@ -127,7 +127,8 @@ class QOperatorOps:
         return self.const(node, i, "constant int32 bias").astype(np.int64)
 
     # -- matrix ops ----------------------------------------------------------------------------------------
-    def op_QLinearConv(self, node):
+    def _qlinear_args(self, node):
+        """QLinearConv / QLinearMatMul inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp."""
         x = self._codes_in(node, 0)
         xs = self._scale(node, 1, "input")
         x_zp, _ = self._scalar_zp(node, 2, "input")
@@ -136,20 +137,16 @@ class QOperatorOps:
         w_zp, _ = self._zp(node, 5, "weight")
         ys = self._scale(node, 6, "output")
         y_zp, rng = self._scalar_zp(node, 7, "output")
+        return x, x_zp, w, w_zp, (xs[0] * ws) / ys[0], y_zp, rng
+
+    def op_QLinearConv(self, node):
+        x, x_zp, w, w_zp, scale, y_zp, rng = self._qlinear_args(node)
         acc = self._int_conv(node, x, w, w_zp, x_zp, self._bias_int(node, 8))
-        self._requant_out(node, acc, (xs[0] * ws) / ys[0], y_zp, rng)
+        self._requant_out(node, acc, scale, y_zp, rng)
 
     def op_QLinearMatMul(self, node):
-        x = self._codes_in(node, 0)
-        xs = self._scale(node, 1, "input")
-        x_zp, _ = self._scalar_zp(node, 2, "input")
-        w = self._int_weights(node, 3)
-        ws = self._scale(node, 4, "weight")
-        w_zp, _ = self._zp(node, 5, "weight")
-        ys = self._scale(node, 6, "output")
-        y_zp, rng = self._scalar_zp(node, 7, "output")
-        acc = self._int_dense(node, x, w, w_zp, x_zp, None)
-        self._requant_out(node, acc, (xs[0] * ws) / ys[0], y_zp, rng)
+        x, x_zp, w, w_zp, scale, y_zp, rng = self._qlinear_args(node)
+        self._requant_out(node, self._int_dense(node, x, w, w_zp, x_zp, None), scale, y_zp, rng)
 
     def op_QGemm(self, node):
         """com.microsoft QGemm: A, a_scale, a_zp, B, b_scale, b_zp, [C int32], [y_scale, y_zp]; alpha, transB."""
