@@ -46,13 +46,16 @@ def _rq_bip(rng, ch, lo, hi):
 
 
 def _mvu(name, mh, mw, pe, simd, wb, ab, rq="none", nthr=3, num_pix=1, ram_style="auto", use_dsp=None,
-         depthwise=False, bias=False):
+         depthwise=False, bias=False, narrow=False):
+    """narrow: weights and (signed) activations in {-1, 0, 1}, as Brevitas' narrow-range 2-bit quantisers give."""
     from gen.rtl.mvu import render_mvu
     from gen.rtl.requant import RequantSpec
     rng = np.random.default_rng(abs(hash((mh, mw, pe, simd, wb, ab))) % 2**32)
     xnor = wb == 1 and ab == 1
     if wb == 1:
         w = np.where(rng.random((mh, mw)) < 0.5, -1, 1)
+    elif narrow:
+        w = rng.integers(-1, 2, size=(mh, mw))
     else:
         w = rng.integers(-(1 << (wb - 1)), 1 << (wb - 1), size=(mh, mw))
     span = int(np.sqrt(mw) * (1 << (wb + ab - 2))) + 2
@@ -62,7 +65,8 @@ def _mvu(name, mh, mw, pe, simd, wb, ab, rq="none", nthr=3, num_pix=1, ram_style
     elif rq == "multshift":
         spec = RequantSpec("multshift", mult=rng.integers(1, 200, mh), offset=rng.integers(-50, 50, mh), shift=10,
                            out_lo=0, out_hi=(1 << ab) - 1)
-    return render_mvu(name, w, pe=pe, simd=simd, w_bits=wb, a_bits=ab, w_signed=wb > 1, a_signed=False,
+    return render_mvu(name, w, pe=pe, simd=simd, w_bits=wb, a_bits=ab, w_signed=wb > 1, a_signed=narrow,
+                      a_range=(-1, 1) if narrow else None,
                       w_bipolar=wb == 1, a_bipolar=ab == 1, num_pix=num_pix, ram_style=ram_style, use_dsp=use_dsp,
                       depthwise=depthwise, requant=spec, bias=rng.integers(-9, 9, mh) if bias else None)
 
@@ -129,6 +133,14 @@ POINTS = [
     ("mvu_8_16x144_p4s4_ms", _mvu, dict(mh=16, mw=144, pe=4, simd=4, wb=8, ab=8, rq="multshift"), False),
     ("mvu_4_32x9_dw_p8", _mvu, dict(mh=32, mw=9, pe=8, simd=8, wb=4, ab=4, rq="thresholds", nthr=15,
                                     depthwise=True), False),
+    ("mvu_2n_64x576_p16s32", _mvu, dict(mh=64, mw=576, pe=16, simd=32, wb=2, ab=2, rq="thresholds", nthr=3,
+                                        narrow=True), False),
+    ("mvu_2n_256x2304_p4s32", _mvu, dict(mh=256, mw=2304, pe=4, simd=32, wb=2, ab=2, rq="thresholds", nthr=3,
+                                         narrow=True), False),
+    ("mvu_2n_128x1152_p8s64", _mvu, dict(mh=128, mw=1152, pe=8, simd=64, wb=2, ab=2, rq="thresholds", nthr=3,
+                                         narrow=True), True),
+    ("mvu_x_128x1152_p16s64", _mvu, dict(mh=128, mw=1152, pe=16, simd=64, wb=1, ab=1, rq="thresholds", nthr=1),
+     False),
     ("mvu_2_32x32_p32s32", _mvu, dict(mh=32, mw=32, pe=32, simd=32, wb=2, ab=2, rq="thresholds", nthr=3), False),
     # swg
     ("swg_c3_d32_s3_b8", _swg, dict(ch=3, dim=32, simd=3, bits=8), False),

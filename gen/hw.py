@@ -344,7 +344,11 @@ def build_hw_graph(design: Design, dma_bits: int = 64, runtime_weights: bool = F
                                         tie=layer.name if dw else None))
                     src = win
             wmat = np.asarray(layer.weight)
-            params.update(W_BITS=_wbits(wmat)[0], A_BITS=x.bits, W_MIN=int(wmat.min()), W_MAX=int(wmat.max()))
+            a_lo, a_hi = int(x.lo), int(x.hi)
+            if isinstance(layer, L.Conv) and any(layer.pads):  # the window also carries the padding value
+                a_lo, a_hi = min(a_lo, int(layer.pad_value)), max(a_hi, int(layer.pad_value))
+            params.update(W_BITS=_wbits(wmat)[0], A_BITS=x.bits, W_MIN=int(wmat.min()), W_MAX=int(wmat.max()),
+                          A_LO=a_lo, A_HI=a_hi)
             nodes.append(HwNode(layer.name, "mvu", (layer.name,) + ((rq.name,) if rq else ()), (src,),
                                 out_of(layer, rq), params, requant=rq.name if rq else None))
             continue

@@ -79,12 +79,17 @@ def mvu_case(name: str, rng, *, kind: str = "conv", pe: int, simd: int, w_bits: 
              ifm_ch: int = 4, ofm_ch: int = 4, ifm_dim=(4, 4), k=(3, 3), stride=(1, 1), pads=(0, 0, 0, 0),
              pad_value: int = 0, rq: str = "thresholds", o_bits: int = 4, o_signed: bool = False,
              o_bipolar: bool = False, bias: bool = False, frames: int = 3, runtime_writable: bool = False,
-             use_dsp=None, ram_style: str = "auto") -> Case:
+             use_dsp=None, ram_style: str = "auto", a_range=None, w_range=None) -> Case:
+    """`a_range` / `w_range` (lo, hi): draw activations / weights from a sub-range of their codes (the mvu is told
+    the activation range and narrows its datapath; the padding value must lie inside it)."""
     from gen.rtl.mvu import mvu_matrix, mvu_weight_words, render_mvu
     ih, iw = (ifm_dim, ifm_dim) if isinstance(ifm_dim, int) else ifm_dim
     kh, kw = (k, k) if isinstance(k, int) else k
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
     x = rand_vals(rng, (frames, ih, iw, ifm_ch), a_bits, a_signed, a_bipolar)
+    if a_range is not None:
+        assert any(pads) == 0 or a_range[0] <= pad_value <= a_range[1]
+        x = rng.integers(a_range[0], a_range[1] + 1, size=x.shape, dtype=np.int64)
     dw = kind == "dw"
     if kind == "dense":
         wt = rand_vals(rng, (ofm_ch, ih * iw * ifm_ch), w_bits, w_signed, w_bipolar)
@@ -93,6 +98,8 @@ def mvu_case(name: str, rng, *, kind: str = "conv", pe: int, simd: int, w_bits: 
         wt = rand_vals(rng, (ifm_ch, kh, kw, 1), w_bits, w_signed, w_bipolar)
     else:
         wt = rand_vals(rng, (ofm_ch, kh, kw, ifm_ch), w_bits, w_signed, w_bipolar)
+    if w_range is not None:
+        wt = rng.integers(w_range[0], w_range[1] + 1, size=wt.shape, dtype=np.int64)
     lo_w, hi_w = value_range(w_bits, w_signed, w_bipolar)
     b = rng.integers(-40, 41, size=ofm_ch).astype(np.int64) if bias else None
 
@@ -118,6 +125,7 @@ def mvu_case(name: str, rng, *, kind: str = "conv", pe: int, simd: int, w_bits: 
     r = render_mvu(name, mat, pe=pe, simd=simd, w_bits=w_bits, a_bits=a_bits, w_signed=w_signed,
                    a_signed=a_signed, w_bipolar=w_bipolar, a_bipolar=a_bipolar, num_pix=num_pix, depthwise=dw,
                    bias=b, requant=spec, runtime_writable=runtime_writable, use_dsp=use_dsp, ram_style=ram_style,
+                   a_range=a_range,
                    ir_params=dict(IFM_CH=ifm_ch, OFM_CH=ofm_ch) if kind == "dense" else
                    dict(IFM_CH=ifm_ch, OFM_CH=ofm_ch, K=kh, STRIDE=sh, IFM_DIM=ih,
                         OFM_DIM=(win.shape[1] if kind != "dense" else 1)))

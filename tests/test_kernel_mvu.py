@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from gen.rtl.common import value_range
 from sim.cases import mvu_case
 from sim.testing import cached, check_sim, lint_rendered, shards
 
@@ -55,6 +56,11 @@ def random_params(rng) -> dict:
         p["o_signed"] = bool(rng.random() < 0.5)
     if wb == 8 and ab == 8 and rng.random() < 0.3:
         p["use_dsp"] = False
+    if not a_bip and ab > 1 and rng.random() < 0.3:  # a narrower activation range (holding the pad value)
+        lo, hi = value_range(ab, p["a_signed"])
+        a, b = sorted(int(v) for v in rng.integers(lo, hi + 1, size=2))
+        pv = p.get("pad_value", 0)
+        p["a_range"] = (min(a, pv), max(b, pv, min(a, pv) + 1))
     return p
 
 
@@ -99,6 +105,15 @@ EDGE = [
          ifm_dim=1, k=1, rq="none", runtime_writable=True),
     # NF > 1 with SF = 1 (the input buffer replays single beats)
     dict(kind="conv", pe=1, simd=4, w_bits=4, a_bits=4, ifm_ch=4, ofm_ch=3, ifm_dim=3, k=1, rq="thresholds"),
+    # narrowed datapath (the activation range is known): CNV-W2A2-like {-1, 0, 1} x {-1, 0, 1} (products in 2
+    # bits), an unsigned 4-bit range [3, 9] padded with 5, bipolar weights x 3-bit codes in [1, 6]
+    dict(kind="conv", pe=4, simd=12, w_bits=2, a_bits=2, w_signed=True, a_signed=True, ifm_ch=4, ofm_ch=8,
+         ifm_dim=4, k=3, pads=(1, 1, 1, 1), rq="thresholds", o_bits=2, o_signed=True, a_range=(-1, 1),
+         w_range=(-1, 1)),
+    dict(kind="conv", pe=2, simd=6, w_bits=4, a_bits=4, w_signed=True, ifm_ch=6, ofm_ch=4, ifm_dim=4, k=2,
+         pads=(1, 0, 0, 1), pad_value=5, rq="thresholds", a_range=(3, 9), bias=True),
+    dict(kind="dense", pe=2, simd=10, w_bits=1, a_bits=3, w_bipolar=True, ifm_ch=10, ofm_ch=4, ifm_dim=2, k=1,
+         rq="none", a_range=(1, 6)),
     # 8-bit thresholds (255 per channel)
     dict(kind="conv", pe=2, simd=2, w_bits=2, a_bits=8, ifm_ch=2, ofm_ch=2, ifm_dim=3, k=1, rq="thresholds",
          o_bits=8),

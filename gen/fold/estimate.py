@@ -54,7 +54,9 @@ def node_params(node, pe: int, simd: int, design=None, runtime_weights: bool = F
         q = dict(MW=p["MW"], MH=p["MH"], PE=pe, SIMD=pe if p.get("DEPTHWISE") else simd, W_BITS=wb, A_BITS=ab,
                  NUM_PIX=p.get("NUM_PIX", 1), DEPTHWISE=bool(p.get("DEPTHWISE")), XNOR=xnor,
                  USE_DSP=(not wbip) and not (x is not None and x.bipolar) and wb >= 5 and ab >= 5,
-                 ACC_BITS=_sbits(-bound, bound), RUNTIME=runtime_weights, O_BITS=out.bits if out else None, **rq)
+                 ACC_BITS=_sbits(-bound, bound), RUNTIME=runtime_weights, O_BITS=out.bits if out else None,
+                 W_MIN=int(p.get("W_MIN", 0)), W_MAX=int(p.get("W_MAX", 0)), A_LO=int(p.get("A_LO", 0)),
+                 A_HI=int(p.get("A_HI", 0)), A_SIGNED=bool(x is not None and x.signed), **rq)
         q["RQ_VB"] = q["ACC_BITS"] + 1
         return q
     if k == "swg":

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from ..rtl.common import clog2, pow2_at_least, ram_style_for
+from ..rtl.common import clog2, pow2_at_least, ram_style_for, sbits
 
 # ------------------------------------------------------------------------------------------------ params
 
@@ -30,7 +30,8 @@ def params_from_rendered(r) -> dict:
                  DEPTHWISE="(depthwise: one lane per PE)" in sv, BIAS="per-channel bias" in sv,
                  RUNTIME="writable through cfg" in sv, RQ=rq["mode"], NTHR=int(rq.get("nthr", 0)),
                  RQ_VB=int(rq.get("vb", 0)), RQ_MB=int(rq.get("mb", 0)),
-                 W_STYLE=r.extra["w_ram_style"])
+                 W_STYLE=r.extra["w_ram_style"], W_MIN=r.extra["w_range"][0], W_MAX=r.extra["w_range"][1],
+                 A_LO=r.extra["a_range"][0], A_HI=r.extra["a_range"][1])
     elif r.kernel in ("pool", "add", "requant"):
         rq = r.extra.get("rq", {"mode": "none"})
         p.update(RQ=rq["mode"], NTHR=int(rq.get("nthr", 0)), RQ_VB=int(rq.get("vb", 0)),
@@ -100,23 +101,6 @@ def measured(y: dict) -> dict:
 # Each kernel: derived(p) -> dict of derived quantities; FEATURES[kernel][q](p) -> feature vector whose dot
 # product with COEF[(kernel, q)] is the LUT (logic + memory) or FF count; bram18 / dsp are analytic.
 
-def _sbits_prod(wb, ab, w_signed, a_signed, xnor):
-    if xnor:
-        return 1
-    wlo, whi = (-(1 << (wb - 1)), (1 << (wb - 1)) - 1) if w_signed else (0, (1 << wb) - 1)
-    alo, ahi = (-(1 << (ab - 1)), (1 << (ab - 1)) - 1) if a_signed else (0, (1 << ab) - 1)
-    if wb == 1 and w_signed:
-        wlo, whi = -1, 1
-    if ab == 1 and a_signed:
-        alo, ahi = -1, 1
-    c = [x * y for x in (wlo, whi) for y in (alo, ahi)]
-    lo, hi = min(c), max(c)
-    n = 1
-    while not (-(1 << (n - 1)) <= lo and hi <= (1 << (n - 1)) - 1):
-        n += 1
-    return n
-
-
 def _log(n):
     return max(1, clog2(max(1, int(n))))
 
@@ -146,6 +130,7 @@ def thr_bram18(lanes: int, idx: int, nthr: int, vb: int) -> int:
 
 
 def mvu_derived(p: dict) -> dict:
+    from ..rtl.mvu import datapath, product_range
     pe, simd, mw, mh = int(p["PE"]), int(p["SIMD"]), int(p["MW"]), int(p["MH"])
     dw = bool(p.get("DEPTHWISE", False))
     lanes = 1 if dw else simd
@@ -153,20 +138,27 @@ def mvu_derived(p: dict) -> dict:
     xnor = bool(p.get("XNOR", wb == 1 and ab == 1))
     nf = mh // pe
     sf = mw if dw else mw // simd
-    acc = int(p.get("ACC_BITS") or (_sbits_prod(wb, ab, True, False, xnor) + clog2(mw) + 1))
-    P = min(_sbits_prod(wb, ab, wb > 1, False, xnor), acc)
-    ww, wdepth = lanes * wb, nf * sf
     runtime = bool(p.get("RUNTIME", False))
+    # operand ranges: the weights' own (unless writable at run time) and the activations' (A_LO..A_HI)
+    w_full = (-1, 1) if wb == 1 else (-(1 << (wb - 1)), (1 << (wb - 1)) - 1)
+    w_lo, w_hi = (int(p["W_MIN"]), int(p["W_MAX"])) if "W_MIN" in p and not runtime else w_full
+    a_full = (-1, 1) if ab == 1 else ((-(1 << (ab - 1)), (1 << (ab - 1)) - 1) if p.get("A_SIGNED") else
+                                      (0, (1 << ab) - 1))
+    a_lo, a_hi = (int(p["A_LO"]), int(p["A_HI"])) if int(p.get("A_LO", 0)) < int(p.get("A_HI", 0)) else a_full
+    p_lo, p_hi = product_range(w_lo, w_hi, a_lo, a_hi, xnor)
+    acc = int(p.get("ACC_BITS") or sbits(mw * min(p_lo, 0), mw * max(p_hi, 0)))
+    P = min(sbits(p_lo, p_hi), acc)
+    ww, wdepth = lanes * wb, nf * sf
     style = p.get("W_STYLE") or ram_style_for(ww * wdepth, wdepth, p.get("RAM_STYLE", "auto"), rom=not runtime)
     use_dsp = bool(p.get("USE_DSP", (not xnor) and wb >= 5 and ab >= 5 and wb > 1 and ab > 1))
+    group, gcnt, levels = datapath(lanes, p_lo, p_hi, acc, lane_in=wb + ab, grouped=not (use_dsp or dw))
     rq = p.get("RQ", "none")
     nthr = int(p.get("NTHR", 0)) if rq == "thresholds" else 0
     vb = int(p.get("RQ_VB") or (acc + 1))
     stages = max(1, clog2(nthr + 1)) if nthr else 0
     o_bits = int(p.get("O_BITS") or (stages if rq == "thresholds" else acc))
     rq_lat = stages + 1 if rq == "thresholds" else (4 if rq == "multshift" else 0)
-    levels = clog2(lanes)
-    tree_regs = max(1, levels // 2 + (1 if levels % 2 else 0)) if lanes > 1 else 1
+    tree_regs = sum(1 for lv in levels[1:] if lv["reg"])
     lat = 2 + tree_regs + 1 + rq_lat
     need_ibuf = (not dw) and nf > 1
     ib_style = ram_style_for(simd * ab * sf, sf)
@@ -174,7 +166,11 @@ def mvu_derived(p: dict) -> dict:
                 wdepth=wdepth, w_style=style, runtime=runtime, use_dsp=use_dsp, rq=rq, nthr=nthr, vb=vb,
                 stages=stages, o_bits=o_bits, oq_depth=pow2_at_least(lat + 2), need_ibuf=need_ibuf,
                 ib_style=ib_style, bias=bool(p.get("BIAS", False)), num_pix=int(p.get("NUM_PIX", 1)),
-                mb=int(p.get("RQ_MB") or 0))
+                mb=int(p.get("RQ_MB") or 0), group=group,
+                # per PE: the first stage's output bits, the adder tree's adder bits and register bits
+                first_bits=levels[0]["n"] * levels[0]["w"],
+                tree_bits=sum(lv["adds"] * lv["w"] for lv in levels[1:]),
+                tree_reg_bits=sum(lv["n"] * lv["w"] for lv in levels[1:] if lv["reg"]))
 
 
 def _mvu_mem(d) -> dict:
@@ -195,25 +191,27 @@ def _mvu_lut(p):
     cmp_, rom = _thr_terms(d["pe"], d["nf"], d["nthr"], d["vb"])
     mem = _mvu_mem(d)
     ctrl = _log(d["sf"]) + _log(d["nf"]) + _log(d["num_pix"]) + _log(d["wdepth"])
-    if d["wdepth"] == 1 and not d["runtime"]:
-        macs *= 0.45  # one constant weight word per PE: products by constants, simplified by synthesis
-    return [1.0, ctrl, macs if d["xnor"] else 0.0,
-            macs * d["wb"] * d["ab"] if not (d["xnor"] or d["use_dsp"]) else 0.0,
-            macs * d["P"] if not d["xnor"] else 0.0,
+    table = d["group"] > 1 or d["xnor"]
+    k = 0.45 if d["wdepth"] == 1 and not d["runtime"] else 1.0  # constant weights: simplified by synthesis
+    return [1.0, ctrl,
+            k * d["pe"] * d["first_bits"] if table else 0.0,                            # group tables
+            k * macs * d["wb"] * d["ab"] if not (table or d["use_dsp"]) else 0.0,        # LUT multipliers
+            k * macs * d["P"] if not table else 0.0,                                     # product widths
             d["pe"] * d["acc"] * (2 if d["bias"] else 1),
             cmp_, rom, d["pe"] * d["acc"] if d["rq"] == "multshift" else 0.0,
             d["pe"] * d["ww"] * d["wdepth"] if rom_w and d["wdepth"] > 1 else 0.0,
-            mem["lut_mem"] + mem["regs"] / 4.0]
+            mem["lut_mem"] + mem["regs"] / 4.0,
+            k * d["pe"] * d["tree_bits"]]                                                # adder tree
 
 
 def _mvu_ff(p):
     d = mvu_derived(p)
-    macs = d["pe"] * d["lanes"]
     cmp_, _ = _thr_terms(d["pe"], d["nf"], d["nthr"], d["vb"])
     mem = _mvu_mem(d)
     ctrl = _log(d["sf"]) + _log(d["nf"]) + _log(d["num_pix"]) + _log(d["wdepth"])
-    return [1.0, ctrl, macs * d["P"], d["pe"] * d["ww"], d["simd"] * d["ab"], d["pe"] * d["acc"], cmp_,
-            d["pe"] * (d["acc"] + d["mb"]) if d["rq"] == "multshift" else 0.0, mem["regs"]]
+    return [1.0, ctrl, d["pe"] * (d["first_bits"] + d["tree_reg_bits"]), d["pe"] * d["ww"], d["simd"] * d["ab"],
+            d["pe"] * d["acc"], cmp_, d["pe"] * (d["acc"] + d["mb"]) if d["rq"] == "multshift" else 0.0,
+            mem["regs"]]
 
 
 def _mvu_bram(p):

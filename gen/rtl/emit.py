@@ -107,6 +107,16 @@ def _values(e: Enc) -> np.ndarray:
     return np.array([-1, 1]) if e.bipolar else np.arange(lo, hi + 1)
 
 
+def _activation_range(node: HwNode, x: Enc) -> tuple[int, int] | None:
+    """The codes an mvu can see (hw.py's A_LO..A_HI: the input's exact range and any padding value) when they
+    lie within the stream's encoding; None for bipolar streams or an unknown range."""
+    lo, hi = int(node.params.get("A_LO", 0)), int(node.params.get("A_HI", 0))
+    if x.bipolar or lo >= hi:
+        return None
+    elo, ehi = value_range(x.bits, x.signed)
+    return (lo, hi) if elo <= lo and hi <= ehi else None
+
+
 def render_node(node: HwNode, design: Design, pe: int, simd: int, ins: list[Enc], runtime_weights: bool,
                 clock: dict) -> tuple[Rendered, Enc]:
     """Render one node; returns the kernel and its output encoding."""
@@ -131,8 +141,10 @@ def render_node(node: HwNode, design: Design, pe: int, simd: int, ins: list[Enc]
         spec = _rq_spec(rq, out_enc) if rq is not None else None
         r = render_mvu(node.name, mat, pe=pe, simd=simd, w_bits=w_bits, a_bits=x.bits, w_signed=w_signed,
                        a_signed=x.signed, w_bipolar=w_bip, a_bipolar=x.bipolar, num_pix=p["NUM_PIX"], depthwise=dw,
+                       a_range=_activation_range(node, x),
                        bias=layer.bias, requant=spec, runtime_writable=runtime_weights, mem_dir=WEIGHTS_DIR,
-                       ir_params=_int_params({kk: v for kk, v in p.items() if kk not in ("MW", "MH", "NUM_PIX")}))
+                       ir_params=_int_params({kk: v for kk, v in p.items()
+                                              if kk not in ("MW", "MH", "NUM_PIX", "A_LO", "A_HI")}))
         rqc = r.extra["rq"]
         enc = out_enc if rq is not None else Enc(r.params["O_BITS"], True)
         if rq is not None and rqc.get("o_bipolar"):

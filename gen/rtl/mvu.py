@@ -15,6 +15,33 @@ def mvu_matrix(weight: np.ndarray) -> np.ndarray:
     return w.reshape(w.shape[0], -1)
 
 
+def product_range(w_lo: int, w_hi: int, a_lo: int, a_hi: int, xnor: bool) -> tuple[int, int]:
+    """Range of one lane's product (XNOR: the agreement bit)."""
+    if xnor:
+        return 0, 1
+    c = [x * y for x in (w_lo, w_hi) for y in (a_lo, a_hi)]
+    return min(c), max(c)
+
+
+def datapath(lanes: int, p_lo: int, p_hi: int, acc_bits: int, *, lane_in: int, grouped: bool, lut_inputs: int = 6,
+             tree_reg_every: int = 2) -> tuple[int, list[int], list[dict]]:
+    """Shape of a PE's dot product: (lanes per first-stage group, lanes of each group, adder-tree levels).
+    Level 0 holds the registered group sums; level l adds pairs of level l-1 (`w` bits wide, registered every
+    `tree_reg_every` levels and at the root). Shared by the RTL and the resource model."""
+    group = min(max(1, lut_inputs // lane_in) if grouped else 1, lanes)
+    gcnt = [min(group, lanes - i) for i in range(0, lanes, group)]
+    levels = [dict(l=0, n=len(gcnt), cnt=gcnt, reg=True, adds=0,
+                   w=min(acc_bits, sbits(max(gcnt) * p_lo, max(gcnt) * p_hi)))]
+    while levels[-1]["n"] > 1:
+        prev = levels[-1]
+        cnt = [sum(prev["cnt"][2 * i:2 * i + 2]) for i in range((prev["n"] + 1) // 2)]
+        levels.append(dict(l=prev["l"] + 1, n=len(cnt), cnt=cnt, adds=prev["n"] // 2,
+                           w=min(acc_bits, sbits(max(cnt) * p_lo, max(cnt) * p_hi)),
+                           reg=((prev["l"] + 1) % tree_reg_every == 0)))
+    levels[-1]["reg"] = True
+    return group, gcnt, levels
+
+
 def acc_range(w: np.ndarray, a_lo: int, a_hi: int, bias=None) -> tuple[int, int]:
     """Exact accumulator range over all inputs in [a_lo, a_hi], per channel, then over channels."""
     w = np.asarray(w, dtype=np.int64)
@@ -31,7 +58,8 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
                num_pix: int = 1, depthwise: bool = False, bias: np.ndarray | None = None,
                requant: RequantSpec | None = None, acc_bits: int | None = None, ram_style: str = "auto",
                use_dsp: bool | None = None, runtime_writable: bool = False, mem_dir: str = "",
-               tree_reg_every: int = 2, ir_params: dict | None = None, yosys_compat: bool = True) -> Rendered:
+               tree_reg_every: int = 2, ir_params: dict | None = None, yosys_compat: bool = True,
+               a_range: tuple[int, int] | None = None, lut_inputs: int = 6) -> Rendered:
     """Render an mvu for `weights` (MH, MW) (use mvu_matrix() for Conv weights).
 
     Non-depthwise: the input is, per output pixel, MW elements (window order KH, KW, IC) in MW/SIMD beats; the
@@ -41,6 +69,10 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
     Weight memories: ram_style "auto" picks block / distributed / registers by size. Constant weights are a ROM
     (rom_style "block" when large; small ROMs become LUTs), run-time writable ones a RAM with that ram_style.
     `yosys_compat` leaves the rom_style "distributed" hint out (Yosys rejects it; Vivado infers it anyway).
+    `a_range` (lo, hi): the activation codes that can occur (the input tensor's range and any padding value);
+    with the weights' own range (unless writable at run time) it narrows products, adder tree and accumulator.
+    Narrow products (at most `lut_inputs` operand bits for several lanes) are summed G lanes at a time by one
+    table per group - one LUT level that merges the multiply (or XNOR) with the first adder-tree levels.
     """
     W = np.asarray(weights, dtype=np.int64)
     assert W.ndim == 2
@@ -59,6 +91,11 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
     w_lo, w_hi = value_range(w_bits, w_signed, w_bipolar)
     a_lo, a_hi = value_range(a_bits, a_signed, a_bipolar)
     assert W.min() >= w_lo and W.max() <= w_hi, "weights out of range"
+    if not runtime_writable and not w_bipolar:
+        w_lo, w_hi = int(W.min()), int(W.max())
+    if a_range is not None and not a_bipolar:
+        assert a_lo <= a_range[0] <= a_range[1] <= a_hi, f"activation range {a_range} outside the {a_bits}-bit codes"
+        a_lo, a_hi = int(a_range[0]), int(a_range[1])
     if use_dsp is None:
         use_dsp = (not (w_bipolar or a_bipolar)) and w_bits >= 5 and a_bits >= 5
     if w_bipolar or a_bipolar:
@@ -66,7 +103,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
 
     # -- widths ---------------------------------------------------------------------------------------------
     corners = [x * y for x in (w_lo, w_hi) for y in (a_lo, a_hi)]
-    p_lo, p_hi = (0, 1) if xnor else (min(corners), max(corners))
+    p_lo, p_hi = product_range(w_lo, w_hi, a_lo, a_hi, xnor)
     if runtime_writable:
         blo, bhi = (0, 0)
         if bias is not None:
@@ -82,13 +119,10 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
 
     # all widths are capped at ACC_BITS: two's complement arithmetic modulo 2**ACC_BITS is exact for the sum
     P = min(sbits(p_lo, p_hi), acc_bits)
-    levels = [dict(l=0, n=lanes, w=P, reg=True, cnt=[1] * lanes)]
-    while levels[-1]["n"] > 1:
-        prev = levels[-1]
-        cnt = [sum(prev["cnt"][2 * i:2 * i + 2]) for i in range((prev["n"] + 1) // 2)]
-        levels.append(dict(l=prev["l"] + 1, n=len(cnt), cnt=cnt, w=min(acc_bits, sbits(max(cnt) * p_lo, max(cnt) * p_hi)),
-                           reg=((prev["l"] + 1) % tree_reg_every == 0)))
-    levels[-1]["reg"] = True
+    group, gcnt, levels = datapath(lanes, p_lo, p_hi, acc_bits,
+                                   lane_in=(1 if w_bipolar else w_bits) + (1 if a_bipolar else a_bits),
+                                   grouped=not (use_dsp or depthwise), lut_inputs=lut_inputs,
+                                   tree_reg_every=tree_reg_every)
     tree_regs = sum(1 for lv in levels[1:] if lv["reg"])
     # -- memories -------------------------------------------------------------------------------------------
     ww = lanes * w_bits
@@ -113,6 +147,11 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
     else:
         # a small constant table: LUT ROM (Vivado: distributed ROM; Yosys has no ROM-to-LUTRAM mapping)
         w_attr = '(* rom_style = "distributed" *) ' if w_style == "distributed" and not yosys_compat else ""
+    gtabs = {}
+    if group > 1:
+        for n in sorted(set(gcnt)):
+            gtabs[n] = _group_table(n, w_bits, a_bits, w_signed, a_signed, w_bipolar, a_bipolar, xnor,
+                                    levels[0]["w"])
     need_ibuf = (not depthwise) and nf > 1
     ibuf_style = ram_style_for(simd * a_bits * sf, sf)
 
@@ -149,6 +188,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         SFW=clog2(sf), NFW=clog2(nf), PIXW=clog2(num_pix), WDEPTH=wdepth, WAW=clog2(wdepth), WW=ww,
         W_BITS=w_bits, A_BITS=a_bits, W_SIGNED=w_signed, A_SIGNED=a_signed, W_BIPOLAR=w_bipolar,
         A_BIPOLAR=a_bipolar, XNOR=xnor, USE_DSP=use_dsp, P=P, LEVELS=levels, TREE_REGS=tree_regs,
+        GROUP=group, GCNT=gcnt, GTABS=gtabs, P0=levels[0]["w"],
         ACC_BITS=acc_bits, O_BITS=o_bits, HAS_BIAS=has_bias, NEED_IBUF=need_ibuf, IBUF_RAM_STYLE=ibuf_style,
         W_RAM_STYLE=w_style, W_ATTR=w_attr, mem_files=list(mem_files), mem_paths=mem_paths, CFG=runtime_writable,
         PEW=clog2(pe), CFG_AW=clog2(pe) + max(clog2(wdepth), 1), W_EXT=w_ext, A_EXT=a_ext,
@@ -169,8 +209,31 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
                  [Stream("s_axis", "in", simd, a_bits), Stream("m_axis", "out", pe, o_bits)],
                  params, cycles_per_frame=nf * sf * num_pix)
     r.extra = dict(rq=rq, acc_range=(lo, hi), latency=lat + 1, w_ram_style=w_style, cfg_aw=ctx["CFG_AW"],
+                   w_range=(w_lo, w_hi), a_range=(a_lo, a_hi), group=group,
                    waw=max(clog2(wdepth), 1), pew=clog2(pe))
     return r
+
+
+def _group_table(n: int, w_bits: int, a_bits: int, w_signed: bool, a_signed: bool, w_bipolar: bool,
+                 a_bipolar: bool, xnor: bool, width: int) -> str:
+    """Sized hex literal of the table {w lanes, a lanes} -> sum of the n lanes' products (XNOR: the number of
+    agreeing lanes), entry i at bits [i*width +: width]; lane 0 at the LSBs of each operand slice."""
+    from .common import decode
+    wb = 1 if w_bipolar else w_bits
+    ab = 1 if a_bipolar else a_bits
+    idx = np.arange(1 << (n * (wb + ab)), dtype=np.int64)
+    total = np.zeros_like(idx)
+    for s_ in range(n):
+        a_raw = (idx >> (s_ * ab)) & ((1 << ab) - 1)
+        w_raw = (idx >> (n * ab + s_ * wb)) & ((1 << wb) - 1)
+        if xnor:
+            total += (a_raw == w_raw)
+        else:
+            total += decode(w_raw, wb, w_signed, w_bipolar) * decode(a_raw, ab, a_signed, a_bipolar)
+    val = 0
+    for i, t in enumerate(total.tolist()):
+        val |= (int(t) & ((1 << width) - 1)) << (i * width)
+    return f"{len(total) * width}'h{val:x}"
 
 
 def mvu_weight_words(weights: np.ndarray, *, pe: int, simd: int, w_bits: int, w_bipolar: bool = False,
