@@ -129,7 +129,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
     wdepth = nf * sf
     enc = encode(W, w_bits, w_bipolar)
     name = module_name("mvu", layer)
-    mem_files, mem_paths = {}, []
+    mem_files, mem_paths, word_lists = {}, [], []
     for p in range(pe):
         rows = []
         for n in range(nf):
@@ -137,7 +137,8 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
             for s in range(sf):
                 rows.append(enc[ch, s * lanes:(s + 1) * lanes])
         fname = f"{name}_w{p}.mem"
-        mem_files[fname] = mem_text(pack_words(np.array(rows).reshape(wdepth, lanes), w_bits), ww)
+        word_lists.append(pack_words(np.array(rows).reshape(wdepth, lanes), w_bits))
+        mem_files[fname] = mem_text(word_lists[-1], ww)
         mem_paths.append(f"{mem_dir.rstrip('/') + '/' if mem_dir else ''}{fname}")
     w_style = ram_style_for(ww * wdepth, wdepth, ram_style, rom=not runtime_writable)
     if runtime_writable:
@@ -152,6 +153,19 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         for n in sorted(set(gcnt)):
             gtabs[n] = _group_table(n, w_bits, a_bits, w_signed, a_signed, w_bipolar, a_bipolar, xnor,
                                     levels[0]["w"])
+    # constant weights outside block RAM: bit-sliced truth tables (Yosys maps a $mem ROM to about twice the LUTs)
+    w_sliced = (not runtime_writable) and w_style != "block" and wdepth > 1
+    w_dp = 1 << max(clog2(wdepth), 1)
+    w_tables = []
+    if w_sliced:
+        for words in word_lists:
+            t = 0
+            for b in range(ww):
+                col = 0
+                for d, wd in enumerate(words):
+                    col |= ((wd >> b) & 1) << d
+                t |= col << (b * w_dp)
+            w_tables.append(f"{ww * w_dp}'h{t:x}")
     need_ibuf = (not depthwise) and nf > 1
     ibuf_style = ram_style_for(simd * a_bits * sf, sf)
 
@@ -190,7 +204,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         A_BIPOLAR=a_bipolar, XNOR=xnor, USE_DSP=use_dsp, P=P, LEVELS=levels, TREE_REGS=tree_regs,
         GROUP=group, GCNT=gcnt, GTABS=gtabs, P0=levels[0]["w"],
         ACC_BITS=acc_bits, O_BITS=o_bits, HAS_BIAS=has_bias, NEED_IBUF=need_ibuf, IBUF_RAM_STYLE=ibuf_style,
-        W_RAM_STYLE=w_style, W_ATTR=w_attr, mem_files=list(mem_files), mem_paths=mem_paths, CFG=runtime_writable,
+        W_RAM_STYLE=w_style, W_ATTR=w_attr, W_SLICED=w_sliced, W_DP=w_dp, W_TABLES=w_tables, mem_files=list(mem_files), mem_paths=mem_paths, CFG=runtime_writable,
         PEW=clog2(pe), CFG_AW=clog2(pe) + max(clog2(wdepth), 1), W_EXT=w_ext, A_EXT=a_ext,
         MUL_X=mul_x, MUL_XW=mul_xw, MUL_Y=mul_y, MUL_YW=mul_yw, RQ=rq, RQ_MODE=requant.mode, RQ_LAT=rq["lat"],
         RQ_USES_IDX=rq_uses_idx, NEED_N=need_n, LAT=lat, OQ_DEPTH=oq_depth,

@@ -62,7 +62,8 @@ def synth(rendered, workdir: str | Path | None = None, extra: str = "", timeout:
     if p.returncode != 0 or not (wd / "stats.json").exists():
         raise RuntimeError(f"yosys failed ({p.returncode}) for {rendered.name}:\n{log[-4000:]}\n{p.stderr[-2000:]}")
     stats = json.loads((wd / "stats.json").read_text())
-    mod = stats.get("modules", {}).get(f"\\{rendered.name}") or stats.get("design", {})
+    # the design totals count the whole hierarchy under the top (a kernel may keep a ROM submodule)
+    mod = stats.get("design") or stats.get("modules", {}).get(f"\\{rendered.name}", {})
     res = summarize(mod.get("num_cells_by_type", {}))
     res.update(seconds=round(dt, 1), warnings=[ln for ln in log.splitlines() if ln.startswith("Warning")][:20],
                workdir=str(wd))
