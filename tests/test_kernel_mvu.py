@@ -114,6 +114,13 @@ EDGE = [
          pads=(1, 0, 0, 1), pad_value=5, rq="thresholds", a_range=(3, 9), bias=True),
     dict(kind="dense", pe=2, simd=10, w_bits=1, a_bits=3, w_bipolar=True, ifm_ch=10, ofm_ch=4, ifm_dim=2, k=1,
          rq="none", a_range=(1, 6)),
+    # weight memory kinds: block RAM ($readmemh), the bit-sliced LUT ROM (here 3 PE x 12 words), registers
+    dict(kind="conv", pe=2, simd=4, w_bits=4, a_bits=4, ifm_ch=4, ofm_ch=4, ifm_dim=4, k=3, rq="thresholds",
+         ram_style="block"),
+    dict(kind="conv", pe=3, simd=3, w_bits=2, a_bits=2, ifm_ch=3, ofm_ch=6, ifm_dim=4, k=2, rq="none",
+         ram_style="distributed"),
+    dict(kind="dense", pe=2, simd=2, w_bits=4, a_bits=4, ifm_ch=4, ofm_ch=4, ifm_dim=1, k=1, rq="none",
+         ram_style="registers"),
     # 8-bit thresholds (255 per channel)
     dict(kind="conv", pe=2, simd=2, w_bits=2, a_bits=8, ifm_ch=2, ofm_ch=2, ifm_dim=3, k=1, rq="thresholds",
          o_bits=8),

@@ -193,15 +193,18 @@ def _mvu_lut(p):
     ctrl = _log(d["sf"]) + _log(d["nf"]) + _log(d["num_pix"]) + _log(d["wdepth"])
     table = d["group"] > 1 or d["xnor"]
     k = 0.45 if d["wdepth"] == 1 and not d["runtime"] else 1.0  # constant weights: simplified by synthesis
+    small = d["wb"] + d["ab"] <= 6  # a product bit is one LUT of the operand bits
     return [1.0, ctrl,
             k * d["pe"] * d["first_bits"] if table else 0.0,                            # group tables
-            k * macs * d["wb"] * d["ab"] if not (table or d["use_dsp"]) else 0.0,        # LUT multipliers
-            k * macs * d["P"] if not table else 0.0,                                     # product widths
+            k * macs * d["wb"] * d["ab"] if not (table or d["use_dsp"] or small) else 0.0,  # LUT multipliers
+            k * macs * d["P"] if not (table or d["use_dsp"]) and small else 0.0,          # small products
             d["pe"] * d["acc"] * (2 if d["bias"] else 1),
             cmp_, rom, d["pe"] * d["acc"] if d["rq"] == "multshift" else 0.0,
             d["pe"] * d["ww"] * d["wdepth"] if rom_w and d["wdepth"] > 1 else 0.0,
             mem["lut_mem"] + mem["regs"] / 4.0,
-            k * d["pe"] * d["tree_bits"]]                                                # adder tree
+            k * d["pe"] * d["tree_bits"],                                                # adder tree
+            # deep block-RAM weights: RAMB18s stacked in depth (512 x 36 each) and a read multiplexer
+            d["pe"] * d["ww"] * (math.ceil(d["wdepth"] / 512) - 1) if d["w_style"] == "block" else 0.0]
 
 
 def _mvu_ff(p):
