@@ -178,3 +178,21 @@ def test_mvu_sweep_slow(mode):
         check_sim("tb_mvu_slow", cases, cycles_tol=0.05, tag=mode)
     else:
         check_sim("tb_mvu_slow", cases, bp=0.6, gap=0.4, seed=11, tag=mode)
+
+
+def test_known_ranges_narrow_the_datapath():
+    """Weights and activations in {-1, 0, 1} (Brevitas narrow 2-bit): 2-bit products and a smaller accumulator
+    than the full 2-bit code range would need; XNOR lanes are summed three at a time by one table."""
+    from gen.rtl.mvu import render_mvu
+    rng = np.random.default_rng(0)
+    w = rng.integers(-1, 2, size=(8, 64))
+    full = render_mvu("full", w, pe=2, simd=16, w_bits=2, a_bits=2, w_signed=True, a_signed=True)
+    narrow = render_mvu("narrow", w, pe=2, simd=16, w_bits=2, a_bits=2, w_signed=True, a_signed=True,
+                        a_range=(-1, 1))
+    assert narrow.params["ACC_BITS"] < full.params["ACC_BITS"]
+    assert "logic signed [1:0] tr0" in narrow.sv and "logic signed [1:0] tr0" not in full.sv
+    with pytest.raises(AssertionError, match="outside"):
+        render_mvu("bad", w, pe=2, simd=16, w_bits=2, a_bits=2, w_signed=True, a_signed=True, a_range=(-3, 1))
+    x = render_mvu("x", np.where(w > 0, 1, -1), pe=2, simd=16, w_bits=1, a_bits=1, w_bipolar=True, a_bipolar=True)
+    # 16 lanes = 5 groups of 3 + 1 (the function declaration counts once more)
+    assert x.extra["group"] == 3 and x.sv.count("gsum3(") == 5 + 1 and x.sv.count("gsum1(") == 1 + 1
