@@ -167,6 +167,11 @@ POINTS = [
     ("dwc_32_4_b2", _dwc, dict(i=32, o=4, bits=2, n=256), False),
     ("dwc_3_32_b8", _dwc, dict(i=3, o=32, bits=1, n=96), False),
     ("dwc_8_64_b2", _dwc, dict(i=8, o=64, bits=2, n=256), True),
+    # CNV-like: long frames (the element counter), 1-bit lanes
+    ("dwc_16_32_b1_n57600", _dwc, dict(i=16, o=32, bits=1, n=57600), False),
+    ("dwc_32_8_b1_n12544", _dwc, dict(i=32, o=8, bits=1, n=12544), False),
+    ("dwc_64_576_b1_n57600", _dwc, dict(i=64, o=576, bits=1, n=57600), False),
+    ("dwc_8_32_b2_n3200", _dwc, dict(i=8, o=32, bits=2, n=3200), True),
     ("label_10_s1_b16", _label, dict(n=10, simd=1, bits=16), False),
     ("label_1000_s10_b8_k5", _label, dict(n=1000, simd=10, bits=8, k=5), False),
     ("add_c64_s8_b4", _add, dict(ch=64, simd=8, bits=4), False),
