@@ -323,8 +323,10 @@ def _fifo_bram(p):
 def _dwc_f(p):
     i, o, ab = int(p["IN_SIMD"]), int(p["OUT_SIMD"]), int(p["A_BITS"])
     g = math.gcd(i, o)
+    if g == i and o > i:  # gather (gen/rtl render_dwc): o/i slots of flip-flops with enables
+        return [1.0, _log(p.get("N_ELEMS", 1)), 0.0, 0.0, o // i, o * ab]
     cap = (i // g + o // g) * g * ab
-    return [1.0, _log(p.get("N_ELEMS", 1)), cap, (i + o) * ab]
+    return [1.0, _log(p.get("N_ELEMS", 1)), cap, (i + o) * ab, 0.0, 0.0]
 
 
 def _label_f(p):
