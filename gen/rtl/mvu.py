@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import (Rendered, Stream, axis_ports, Port, clog2, encode, header, mem_text, module_name,
-                     pack_words, pow2_at_least, ram_style_for, render_template, sbits, value_range)
+                     pack_words, pow2_at_least, ram_style_for, render_template, sbits, ubits, value_range)
 from .requant import RequantSpec, requant_ctx
 
 
@@ -30,13 +30,14 @@ def datapath(lanes: int, p_lo: int, p_hi: int, acc_bits: int, *, lane_in: int, g
     `tree_reg_every` levels and at the root). Shared by the RTL and the resource model."""
     group = min(max(1, lut_inputs // lane_in) if grouped else 1, lanes)
     gcnt = [min(group, lanes - i) for i in range(0, lanes, group)]
-    levels = [dict(l=0, n=len(gcnt), cnt=gcnt, reg=True, adds=0,
-                   w=min(acc_bits, sbits(max(gcnt) * p_lo, max(gcnt) * p_hi)))]
+
+    def width(c: int) -> int:  # non-negative products (XNOR counts, unsigned x unsigned): unsigned sums
+        return min(acc_bits, ubits(c * p_hi) if p_lo >= 0 else sbits(c * p_lo, c * p_hi))
+    levels = [dict(l=0, n=len(gcnt), cnt=gcnt, reg=True, adds=0, w=width(max(gcnt)))]
     while levels[-1]["n"] > 1:
         prev = levels[-1]
         cnt = [sum(prev["cnt"][2 * i:2 * i + 2]) for i in range((prev["n"] + 1) // 2)]
-        levels.append(dict(l=prev["l"] + 1, n=len(cnt), cnt=cnt, adds=prev["n"] // 2,
-                           w=min(acc_bits, sbits(max(cnt) * p_lo, max(cnt) * p_hi)),
+        levels.append(dict(l=prev["l"] + 1, n=len(cnt), cnt=cnt, adds=prev["n"] // 2, w=width(max(cnt)),
                            reg=((prev["l"] + 1) % tree_reg_every == 0)))
     levels[-1]["reg"] = True
     return group, gcnt, levels
@@ -118,7 +119,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
     assert acc_bits >= need, f"ACC_BITS={acc_bits} < {need} needed for [{lo}, {hi}]"
 
     # all widths are capped at ACC_BITS: two's complement arithmetic modulo 2**ACC_BITS is exact for the sum
-    P = min(sbits(p_lo, p_hi), acc_bits)
+    P = min(ubits(p_hi) if p_lo >= 0 else sbits(p_lo, p_hi), acc_bits)
     group, gcnt, levels = datapath(lanes, p_lo, p_hi, acc_bits,
                                    lane_in=(1 if w_bipolar else w_bits) + (1 if a_bipolar else a_bits),
                                    grouped=not (use_dsp or depthwise), lut_inputs=lut_inputs,
@@ -202,7 +203,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         SFW=clog2(sf), NFW=clog2(nf), PIXW=clog2(num_pix), WDEPTH=wdepth, WAW=clog2(wdepth), WW=ww,
         W_BITS=w_bits, A_BITS=a_bits, W_SIGNED=w_signed, A_SIGNED=a_signed, W_BIPOLAR=w_bipolar,
         A_BIPOLAR=a_bipolar, XNOR=xnor, USE_DSP=use_dsp, P=P, LEVELS=levels, TREE_REGS=tree_regs,
-        GROUP=group, GCNT=gcnt, GTABS=gtabs, P0=levels[0]["w"],
+        GROUP=group, GCNT=gcnt, GTABS=gtabs, P0=levels[0]["w"], SG="signed " if p_lo < 0 else "",
         ACC_BITS=acc_bits, O_BITS=o_bits, HAS_BIAS=has_bias, NEED_IBUF=need_ibuf, IBUF_RAM_STYLE=ibuf_style,
         W_RAM_STYLE=w_style, W_ATTR=w_attr, W_SLICED=w_sliced, W_DP=w_dp, W_TABLES=w_tables,
         mem_files=list(mem_files), mem_paths=mem_paths, CFG=runtime_writable,
