@@ -149,6 +149,23 @@ def markdown(rows, meta) -> str:
     return "\n".join(L) + "\n"
 
 
+def splice(path: Path, table: str) -> None:
+    """Replace the text between the designs-table markers of a README with `table` (no hand-kept copies)."""
+    begin, end = "<!-- bench:designs -->", "<!-- /bench:designs -->"
+    text = path.read_text()
+    if begin not in text or end not in text:
+        return
+    i, j = text.index(begin) + len(begin), text.index(end)
+    path.write_text(text[:i] + "\n" + table + text[j:])
+
+
+def designs_table(md: str) -> str:
+    lines = md.splitlines()
+    i = next(k for k, ln in enumerate(lines) if ln.startswith("| design |"))
+    j = next((k for k in range(i, len(lines)) if not lines[k].startswith("|")), len(lines))
+    return "\n".join(lines[i:j]) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--synth", action="store_true", help="Yosys synthesis of every generated design (slow)")
@@ -188,8 +205,11 @@ def main():
     meta = dict(date=time.strftime("%Y-%m-%d"), board=board["name"], synth=a.synth, sim=a.sim)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "designs.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1, default=float))
-    (OUT / "designs.md").write_text(markdown(rows, meta))
-    print(f"wrote {OUT}/designs.md")
+    md = markdown(rows, meta)
+    (OUT / "designs.md").write_text(md)
+    for readme in (REPO / "README.md", REPO / "bench" / "README.md"):
+        splice(readme, designs_table(md))
+    print(f"wrote {OUT}/designs.md (table copied into README.md and bench/README.md)")
     if not a.skip_kernels:
         subprocess.run([sys.executable, str(REPO / "bench" / "kernels.py")] + a.kernels_args.split(), check=True)
 

@@ -1,0 +1,16 @@
+"""The benchmark tables quoted in README.md and bench/README.md are the ones bench/run.py last wrote."""
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+
+def test_readme_designs_table_is_the_bench_result():
+    import run
+    table = run.designs_table((REPO / "bench" / "results" / "designs.md").read_text())
+    for readme in (REPO / "README.md", REPO / "bench" / "README.md"):
+        text = readme.read_text()
+        quoted = text.split("<!-- bench:designs -->", 1)[1].split("<!-- /bench:designs -->", 1)[0]
+        assert quoted.strip() == table.strip(), f"{readme}: run bench/run.py (or copy results/designs.md)"
