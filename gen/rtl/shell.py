@@ -63,6 +63,12 @@ def render_fork(name: str, *, n: int, width: int) -> Rendered:
 
 # ------------------------------------------------------------------------------------------------ control block
 
+def axil_port_decls() -> str:
+    """SystemVerilog port declarations of the AXI-Lite slave inside the design (regmap.axil_ports), one per line,
+    each ending with a comma."""
+    return "\n".join(f"  {d:<6} logic {f'[{w - 1}:0] ' if w > 1 else ''}{n}," for n, d, w in regmap.axil_ports())
+
+
 def render_ctrl(*, design_hash: int, in_bytes: int, out_bytes: int, num_scores: int, clock_khz: int,
                 runtime_weights: bool) -> Rendered:
     """AXI-Lite slave with the registers of regmap.REGISTERS (the only description of the register map)."""
@@ -98,22 +104,7 @@ def render_ctrl(*, design_hash: int, in_bytes: int, out_bytes: int, num_scores: 
 module {name} (
   input  logic clk,
   input  logic rst,                    // the vendor reset (not the soft reset)
-  input  logic [{A - 1}:0] s_axil_awaddr,
-  input  logic s_axil_awvalid,
-  output logic s_axil_awready,
-  input  logic [31:0] s_axil_wdata,
-  input  logic s_axil_wvalid,
-  output logic s_axil_wready,
-  output logic [1:0] s_axil_bresp,
-  output logic s_axil_bvalid,
-  input  logic s_axil_bready,
-  input  logic [{A - 1}:0] s_axil_araddr,
-  input  logic s_axil_arvalid,
-  output logic s_axil_arready,
-  output logic [31:0] s_axil_rdata,
-  output logic [1:0] s_axil_rresp,
-  output logic s_axil_rvalid,
-  input  logic s_axil_rready,
+{axil_port_decls()}
   output logic soft_rst,               // datapath reset: held 4 cycles after CTRL.SOFT_RESET
   input  logic ev_frame_in,            // input adapter: first beat of a frame
   input  logic ev_frame_done,          // input adapter: frame complete, with its flags

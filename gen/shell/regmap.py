@@ -95,20 +95,27 @@ REG = {r.name: r for r in REGISTERS}
 TOP_MODULE = "accel_top"
 
 
+def axil_ports(full: bool = False) -> list[tuple[str, str, int]]:
+    """(name, direction, width) of the AXI-Lite slave, in port order; `full` adds AWPROT, WSTRB and ARPROT
+    (the top level's vendor interface; inside the design they are not used)."""
+    a = AXIL_ADDR_BITS
+    ports = [("s_axil_awaddr", "input", a), ("s_axil_awprot", "input", 3), ("s_axil_awvalid", "input", 1),
+             ("s_axil_awready", "output", 1), ("s_axil_wdata", "input", 32), ("s_axil_wstrb", "input", 4),
+             ("s_axil_wvalid", "input", 1), ("s_axil_wready", "output", 1), ("s_axil_bresp", "output", 2),
+             ("s_axil_bvalid", "output", 1), ("s_axil_bready", "input", 1), ("s_axil_araddr", "input", a),
+             ("s_axil_arprot", "input", 3), ("s_axil_arvalid", "input", 1), ("s_axil_arready", "output", 1),
+             ("s_axil_rdata", "output", 32), ("s_axil_rresp", "output", 2), ("s_axil_rvalid", "output", 1),
+             ("s_axil_rready", "input", 1)]
+    return ports if full else [p for p in ports if not p[0].endswith(("prot", "strb"))]
+
+
 def top_ports(dma_bits: int) -> list[tuple[str, str, int]]:
     """(name, direction, width) of TOP_MODULE's ports."""
     ports = [("ap_clk", "input", 1), ("ap_rst_n", "input", 1)]
     for bus, d_in, d_out in (("s_axis", "input", "output"), ("m_axis", "output", "input")):
         ports += [(f"{bus}_tdata", d_in, dma_bits), (f"{bus}_tkeep", d_in, dma_bits // 8), (f"{bus}_tlast", d_in, 1),
                   (f"{bus}_tvalid", d_in, 1), (f"{bus}_tready", d_out, 1)]
-    a = AXIL_ADDR_BITS
-    ports += [("s_axil_awaddr", "input", a), ("s_axil_awprot", "input", 3), ("s_axil_awvalid", "input", 1),
-              ("s_axil_awready", "output", 1), ("s_axil_wdata", "input", 32), ("s_axil_wstrb", "input", 4),
-              ("s_axil_wvalid", "input", 1), ("s_axil_wready", "output", 1), ("s_axil_bresp", "output", 2),
-              ("s_axil_bvalid", "output", 1), ("s_axil_bready", "input", 1), ("s_axil_araddr", "input", a),
-              ("s_axil_arprot", "input", 3), ("s_axil_arvalid", "input", 1), ("s_axil_arready", "output", 1),
-              ("s_axil_rdata", "output", 32), ("s_axil_rresp", "output", 2), ("s_axil_rvalid", "output", 1),
-              ("s_axil_rready", "input", 1), ("interrupt", "output", 1)]
+    ports += axil_ports(full=True) + [("interrupt", "output", 1)]
     return ports
 
 
