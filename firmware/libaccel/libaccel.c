@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "libaccel.h"
+#include "le32.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,19 +41,6 @@ struct accel {
 	uint8_t in[ACCEL_IN_FRAME_PADDED];
 	uint8_t out[ACCEL_OUT_FRAME_PADDED];
 };
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = v & 0xFF;
-	p[1] = v >> 8 & 0xFF;
-	p[2] = v >> 16 & 0xFF;
-	p[3] = v >> 24 & 0xFF;
-}
 
 /* errno of the driver -> ACCEL_E_* */
 static int from_errno(int e)

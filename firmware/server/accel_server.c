@@ -29,6 +29,7 @@
 
 #include "accel_design.h"
 #include "libaccel.h"
+#include "le32.h"
 
 struct server {
 	accel_t *dev;
@@ -55,19 +56,6 @@ static void logf_(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = v & 0xFF;
-	p[1] = v >> 8 & 0xFF;
-	p[2] = v >> 16 & 0xFF;
-	p[3] = v >> 24 & 0xFF;
 }
 
 static long long now_ms(void)

@@ -34,7 +34,8 @@ _env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent /
 # (source under firmware/, destination under OUT/firmware/)
 _COPIES = (("kernel/accel_drv.c", "kernel/accel_drv.c"), ("include/accel_uapi.h", "include/accel_uapi.h"),
            ("include/accel_uapi.h", "kernel/accel_uapi.h"), ("libaccel/libaccel.c", "libaccel/libaccel.c"),
-           ("libaccel/libaccel.h", "libaccel/libaccel.h"), ("libaccel/accel.py", "libaccel/accel.py"),
+           ("libaccel/libaccel.h", "libaccel/libaccel.h"),
+           ("libaccel/le32.h", "libaccel/le32.h"), ("libaccel/accel.py", "libaccel/accel.py"),
            ("server/accel_server.c", "server/accel_server.c"), ("host/accel_client.py", "host/accel_client.py"))
 
 
