@@ -127,14 +127,19 @@ class QOperatorOps:
         return self.const(node, i, "constant int32 bias").astype(np.int64)
 
     # -- matrix ops ----------------------------------------------------------------------------------------
-    def _qlinear_args(self, node):
-        """QLinearConv / QLinearMatMul inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp."""
+    def _qlinear_xw(self, node):
+        """The first six inputs of QLinearConv / QLinearMatMul / QGemm: x, x_scale, x_zp, w, w_scale, w_zp."""
         x = self._codes_in(node, 0)
         xs = self._scale(node, 1, "input")
         x_zp, _ = self._scalar_zp(node, 2, "input")
         w = self._int_weights(node, 3)
         ws = self._scale(node, 4, "weight")
         w_zp, _ = self._zp(node, 5, "weight")
+        return x, xs, x_zp, w, ws, w_zp
+
+    def _qlinear_args(self, node):
+        """QLinearConv / QLinearMatMul inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp."""
+        x, xs, x_zp, w, ws, w_zp = self._qlinear_xw(node)
         ys = self._scale(node, 6, "output")
         y_zp, rng = self._scalar_zp(node, 7, "output")
         return x, x_zp, w, w_zp, (xs[0] * ws) / ys[0], y_zp, rng
@@ -155,12 +160,7 @@ class QOperatorOps:
         if at.get("transA", 0):
             raise node_error(node, "QGemm with transA=1 is not supported")
         alpha = F32(at.get("alpha", 1.0))
-        x = self._codes_in(node, 0)
-        xs = self._scale(node, 1, "input")
-        x_zp, _ = self._scalar_zp(node, 2, "input")
-        w = self._int_weights(node, 3)
-        ws = self._scale(node, 4, "weight")
-        w_zp, _ = self._zp(node, 5, "weight")
+        x, xs, x_zp, w, ws, w_zp = self._qlinear_xw(node)
         if at.get("transB", 0):
             w = w.T
         acc = self._int_dense(node, x, w, w_zp, x_zp, self._bias_int(node, 6))
