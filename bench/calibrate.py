@@ -142,6 +142,15 @@ POINTS = [
     ("mvu_x_128x1152_p16s64", _mvu, dict(mh=128, mw=1152, pe=16, simd=64, wb=1, ab=1, rq="thresholds", nthr=1),
      False),
     ("mvu_2_32x32_p32s32", _mvu, dict(mh=32, mw=32, pe=32, simd=32, wb=2, ab=2, rq="thresholds", nthr=3), False),
+    # CNV-W1A1 at ~12k fps: the 8-bit first layer in lane pairs, conv_7 two ways, a deep ROM moved to block RAM
+    ("mvu_x_64x27_p8s27_a8", _mvu, dict(mh=64, mw=27, pe=8, simd=27, wb=1, ab=8, rq="thresholds", nthr=1,
+                                        num_pix=900), False),
+    ("mvu_x_64x576_p64s64", _mvu, dict(mh=64, mw=576, pe=64, simd=64, wb=1, ab=1, rq="thresholds", nthr=1,
+                                       num_pix=784), False),
+    ("mvu_x_64x576_p8s576", _mvu, dict(mh=64, mw=576, pe=8, simd=576, wb=1, ab=1, rq="thresholds", nthr=1,
+                                       num_pix=784), True),
+    ("mvu_x_128x1152_p8s288_blk", _mvu, dict(mh=128, mw=1152, pe=8, simd=288, wb=1, ab=1, rq="thresholds", nthr=1,
+                                             num_pix=100, ram_style="block"), False),
     # swg
     ("swg_c3_d32_s3_b8", _swg, dict(ch=3, dim=32, simd=3, bits=8), False),
     ("swg_c64_d30_s32_b2", _swg, dict(ch=64, dim=30, simd=32, bits=2), False),

@@ -112,6 +112,7 @@ def hw_rows(design: Design, graph, folding: dict, board: dict, clock_mhz: float 
                                   style="srl" if int(depths[i]) <= 32 else "ram", reason=reasons[n.name][i],
                                   lut=round(fe["lut"]), ff=round(fe["ff"]), bram18=fe["bram18"]))
         rows.append(dict(node=n.name, kind=n.kind, layers=list(n.layers), pe=pe, simd=simd, cycles=cyc[n.name],
+                         ram_style=((folding or {}).get(n.name) or {}).get("ram_style"),
                          vs_bottleneck=cyc[n.name] / cyc[bn], legal_pe=n.legal_pe(), legal_simd=n.legal_simd(),
                          kernel={q: round(v, 1) for q, v in r["kernel"].items()},
                          dwc={q: round(v, 1) for q, v in r["dwc"].items()},
@@ -160,7 +161,8 @@ def hw_markdown(hw: dict, synth: dict | None = None) -> str:
           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in hw["nodes"]:
         x = r["total"]
-        L.append(f"| {r['node']} | {r['kind']} | {r['pe']} | {r['simd']} | {r['cycles']:,} | "
+        kind = r["kind"] + (f" (weights: {r['ram_style']})" if r.get("ram_style") else "")
+        L.append(f"| {r['node']} | {kind} | {r['pe']} | {r['simd']} | {r['cycles']:,} | "
                  f"{100 * r['vs_bottleneck']:.0f}% | {x['lut']:,.0f} | {x['ff']:,.0f} | {x['bram18']:g} | "
                  f"{x['dsp']:g} | {_pct(x['lut'] / cap['lut'])} | {_pct(x['bram18'] / cap['bram18'])} | "
                  f"{', '.join(str(f['depth']) for f in r['fifos'])} |")

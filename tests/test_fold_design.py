@@ -94,6 +94,46 @@ def test_fold_file_overrides_and_validates(tfc, tmp_path):
         fold_design(d, g, _board(), fold_file=str(p))
 
 
+def test_lut_bound_design_moves_deep_rom_weights_to_block_ram(cnv):
+    """The auto fold of CNV-W1A1 is LUT-heavy with block RAM to spare: some deep LUT-ROM weight memories move to
+    block RAM, each move lowers the highest utilisation, and shallow ROMs (cheap in LUTs) stay where they are."""
+    from gen.fold import fold_design, fold_summary
+    from gen.fold import estimate as E
+    from gen.fold.fold import MARGIN, _utilisation
+    d, g = cnv
+    f = fold_design(d, g, _board())
+    moved = [n for n, v in f.items() if isinstance(v, dict) and v.get("ram_style") == "block"]
+    assert moved
+    cap = E.board_capacity(_board())
+    with_moves = E.graph_estimate(g, f, d)["total"]
+    without = E.graph_estimate(g, {k: {kk: vv for kk, vv in v.items() if kk != "ram_style"}
+                                   for k, v in f.items() if isinstance(v, dict)}, d)["total"]
+    assert with_moves["lut"] < without["lut"] and with_moves["bram18"] > without["bram18"]
+    assert _utilisation(with_moves, cap, MARGIN) < _utilisation(without, cap, MARGIN)
+    assert fold_summary(f)["estimate"]["total"] == with_moves
+    for n in moved:  # deep memories only: depth = MH/PE * MW/SIMD
+        node = g.node(n)
+        pe, simd = g.fold_of(f, n)
+        assert node.params["MH"] // pe * node.params["MW"] // simd >= 32
+
+
+def test_fold_file_ram_style(tfc, tmp_path):
+    from gen.fold import fold_design
+    from gen.fold import estimate as E
+    d, g = tfc
+    p = tmp_path / "fold.yaml"
+    p.write_text("dense_7: {pe: 1, simd: 8, ram_style: block}\n")
+    f = fold_design(d, g, _board(), fold_file=str(p))
+    assert f["dense_7"]["ram_style"] == "block"
+    assert E.graph_estimate(g, f, d)["nodes"]["dense_7"]["kernel"]["bram18"] > 0
+    p.write_text("dense_7: {ram_style: ultra}\n")
+    with pytest.raises(GenError, match=r"dense_7.*ram_style='ultra'.*auto, block, distributed, registers"):
+        fold_design(d, g, _board(), fold_file=str(p))
+    p.write_text("input: {ram_style: block}\n")
+    with pytest.raises(GenError, match=r"input.*only an mvu's weight memory"):
+        fold_design(d, g, _board(), fold_file=str(p))
+
+
 def test_does_not_fit_is_a_clear_error(cnv):
     from gen.fold import fold_design
     d, g = cnv

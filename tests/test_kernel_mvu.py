@@ -114,6 +114,14 @@ EDGE = [
          pads=(1, 0, 0, 1), pad_value=5, rq="thresholds", a_range=(3, 9), bias=True),
     dict(kind="dense", pe=2, simd=10, w_bits=1, a_bits=3, w_bipolar=True, ifm_ch=10, ofm_ch=4, ifm_dim=2, k=1,
          rq="none", a_range=(1, 6)),
+    # lane pairs (bipolar weights x multi-bit activations, a binarised net's first layer): odd SIMD (a single
+    # last lane), per-channel corrections with a bias and NF > 1, signed activations, a block-RAM weight memory
+    dict(kind="conv", pe=2, simd=9, w_bits=1, a_bits=8, w_bipolar=True, ifm_ch=3, ofm_ch=4, ifm_dim=4, k=3,
+         rq="thresholds", bias=True),
+    dict(kind="dense", pe=1, simd=5, w_bits=1, a_bits=4, w_bipolar=True, a_signed=True, ifm_ch=10, ofm_ch=3,
+         ifm_dim=1, k=1, rq="none"),
+    dict(kind="conv", pe=4, simd=27, w_bits=1, a_bits=8, w_bipolar=True, ifm_ch=3, ofm_ch=8, ifm_dim=4, k=3,
+         rq="none", ram_style="block"),
     # weight memory kinds: block RAM ($readmemh), the bit-sliced LUT ROM (here 3 PE x 12 words), registers
     dict(kind="conv", pe=2, simd=4, w_bits=4, a_bits=4, ifm_ch=4, ofm_ch=4, ifm_dim=4, k=3, rq="thresholds",
          ram_style="block"),

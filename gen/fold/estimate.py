@@ -38,8 +38,10 @@ def _requant_info(design, node) -> dict:
     return dict(RQ="thresholds", NTHR=int(t.shape[1]) if t.ndim == 2 else int(t.size))
 
 
-def node_params(node, pe: int, simd: int, design=None, runtime_weights: bool = False) -> dict:
-    """The resource model's parameter dict of a gen.hw HwNode at folding (pe, simd)."""
+def node_params(node, pe: int, simd: int, design=None, runtime_weights: bool = False,
+                ram_style: str = "auto") -> dict:
+    """The resource model's parameter dict of a gen.hw HwNode at folding (pe, simd); `ram_style`: an mvu's
+    weight memory (as the fold chose it)."""
     p, k = dict(node.params), node.kind
     x = node.inputs[0] if node.inputs else None
     out = node.output
@@ -56,7 +58,8 @@ def node_params(node, pe: int, simd: int, design=None, runtime_weights: bool = F
                  USE_DSP=(not wbip) and not (x is not None and x.bipolar) and wb >= 5 and ab >= 5,
                  ACC_BITS=_sbits(-bound, bound), RUNTIME=runtime_weights, O_BITS=out.bits if out else None,
                  W_MIN=int(p.get("W_MIN", 0)), W_MAX=int(p.get("W_MAX", 0)), A_LO=int(p.get("A_LO", 0)),
-                 A_HI=int(p.get("A_HI", 0)), A_SIGNED=bool(x is not None and x.signed), **rq)
+                 A_HI=int(p.get("A_HI", 0)), A_SIGNED=bool(x is not None and x.signed), RAM_STYLE=ram_style,
+                 **rq)
         q["RQ_VB"] = q["ACC_BITS"] + 1
         return q
     if k == "swg":
@@ -101,10 +104,11 @@ def _adapter(node, simd: int) -> dict:
     return dict(lut=80.0 + 1.5 * dma + 4.0 * simd * 32, ff=60.0 + 1.5 * dma + simd * 32, bram18=0, dsp=0)
 
 
-def node_estimate(node, pe: int, simd: int, design=None, runtime_weights: bool = False) -> dict:
+def node_estimate(node, pe: int, simd: int, design=None, runtime_weights: bool = False,
+                  ram_style: str = "auto") -> dict:
     if node.kind in ("input", "output"):
         return _adapter(node, simd)
-    return R.estimate(node.kind, node_params(node, pe, simd, design, runtime_weights))
+    return R.estimate(node.kind, node_params(node, pe, simd, design, runtime_weights, ram_style))
 
 
 def dwc_estimate(in_lanes: int, out_lanes: int, bits: int, elems: int) -> dict:
@@ -132,7 +136,7 @@ def graph_estimate(graph, folding: dict, design=None, fifo_depths: dict | None =
     total = dict(SHELL)
     for n in graph.nodes:
         pe, simd = graph.fold_of(folding, n.name)
-        kern = node_estimate(n, pe, simd, design, rt)
+        kern = node_estimate(n, pe, simd, design, rt, (folding.get(n.name) or {}).get("ram_style", "auto"))
         dwc = dict(lut=0.0, ff=0.0, bram18=0, dsp=0)
         fifo = dict(lut=0.0, ff=0.0, bram18=0, dsp=0)
         depths = (fifo_depths or {}).get(n.name) or (folding.get(n.name) or {}).get("fifo") or []

@@ -3,6 +3,7 @@
     folding = fold_design(design, graph, board, fps=None, fold_file=None, clock_mhz=None)
 
 The result is the plain dict design.json keeps: {node name: {"pe": P, "simd": S, "fifo": [depth per input]}}
+(an mvu may add "ram_style": "block" for its weight memory)
 plus one bookkeeping entry "_fold" (target, achieved cycles and fps, the limiting node and why, the
 resource estimate against the board). gen.hw.HwGraph.fold_of / check_folding read the node entries only.
 
@@ -12,7 +13,9 @@ legal (PE, SIMD) whose cycles are <= T (cheapest: LUT, FF, BRAM18 and DSP estima
 board); divisibility holds by construction (legal values are divisors). With --fps, T = clock / fps; without,
 T is lowered step by step over the cycle counts the groups can reach (bisection) while the estimate (kernels,
 width converters, FIFOs, shell) stays within the board's capacity times a margin. A fold file fixes any node.
-Afterwards an swg feeding an mvu takes the mvu's SIMD where legal and no slower (no width converter needed).
+Afterwards an swg feeding an mvu takes the mvu's SIMD where legal and no slower (no width converter needed),
+and LUT-ROM weight memories move to block RAM while that lowers the board's highest utilisation (a LUT-bound
+design spends spare block RAM; FINN's ram_style per layer, chosen instead of left to the vendor tool).
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from .fifo import size_fifos
 
 MARGIN = dict(lut=0.85, ff=0.85, bram18=0.95, dsp=0.95)
 META = "_fold"
+RAM_STYLES = ("auto", "block", "distributed", "registers")
+# a LUT-ROM weight memory moves to block RAM only when that saves at least this many LUTs per RAMB18
+# (shallow ROMs are cheap in LUTs - synthesis shares their identical columns - and would waste most of a RAMB18)
+MIN_LUT_PER_BRAM18 = 24.0
 
 
 # ------------------------------------------------------------------------------------------------ fold file
@@ -49,9 +56,14 @@ def read_fold_file(path, graph) -> dict:
     for name, v in data.items():
         if name not in names:
             raise GenError(f"fold file {path}: unknown node '{name}'. Nodes: {', '.join(names)}")
-        if not isinstance(v, dict) or not set(v) <= {"pe", "simd", "fifo"}:
-            raise GenError(f"fold file {path}: node '{name}': expected {{pe: P, simd: S}}, got {v!r}")
+        if not isinstance(v, dict) or not set(v) <= {"pe", "simd", "fifo", "ram_style"}:
+            raise GenError(f"fold file {path}: node '{name}': expected {{pe: P, simd: S}} (optional fifo, "
+                           f"ram_style), got {v!r}")
         node = graph.node(name)
+        rs = v.get("ram_style")
+        if rs is not None and (node.kind != "mvu" or rs not in RAM_STYLES):
+            raise GenError(f"fold file {path}: node '{name}' ({node.kind}): ram_style={rs!r}: only an mvu's weight "
+                           f"memory has one, and it is one of {', '.join(RAM_STYLES)}")
         pe = v.get("pe")
         if pe is not None:
             if not isinstance(pe, int) or pe not in node.legal_pe():
@@ -69,7 +81,7 @@ def read_fold_file(path, graph) -> dict:
                                                                                for x in f)):
                 raise GenError(f"fold file {path}: node '{name}': fifo must be a list of {len(node.inputs)} "
                                f"positive depths (one per input)")
-        out[name] = {k: v[k] for k in ("pe", "simd", "fifo") if v.get(k) is not None}
+        out[name] = {k: v[k] for k in ("pe", "simd", "fifo", "ram_style") if v.get(k) is not None}
     return out
 
 
@@ -178,6 +190,37 @@ def _align_swg(graph, folding, budget):
                 folding[n.name]["simd"] = want
 
 
+def _utilisation(total, cap, margin):
+    return max(total[q] / (cap[q] * margin[q]) for q in E.QUANTITIES if cap[q] > 0)
+
+
+def _weights_to_bram(graph, folding, design, est, cap, margin, fixed, rt) -> bool:
+    """Balance LUT against block RAM: move constant LUT-ROM weight memories into block RAM, best LUT saving per
+    RAMB18 first, while each move lowers the highest utilisation of the board (so a LUT-bound design uses its
+    spare block RAM and a BRAM-bound one is left alone)."""
+    if rt:
+        return False
+    total = est["total"]
+    moves = []
+    for n in graph.nodes:
+        if n.kind != "mvu" or "ram_style" in fixed.get(n.name, {}):
+            continue
+        pe, simd = graph.fold_of(folding, n.name)
+        now = est["nodes"][n.name]["kernel"]
+        blk = E.node_estimate(n, pe, simd, design, rt, "block")
+        d_bram, d_lut = blk["bram18"] - now["bram18"], now["lut"] - blk["lut"]
+        if d_bram > 0 and d_lut >= MIN_LUT_PER_BRAM18 * d_bram:
+            moves.append((d_lut / d_bram, n.name, {q: blk[q] - now[q] for q in E.QUANTITIES}))
+    moved = False
+    for _, name, delta in sorted(moves, key=lambda m: -m[0]):
+        after = E.add(total, delta)
+        if _utilisation(after, cap, margin) >= _utilisation(total, cap, margin):
+            break
+        folding[name]["ram_style"] = "block"
+        total, moved = after, True
+    return moved
+
+
 def _finish(graph, folding, design, fixed):
     depths = size_fifos(graph, folding)
     for name, f in folding.items():
@@ -222,7 +265,12 @@ def fold_design(design, graph, board: dict, fps: float | None = None, fold_file=
     def build(budget):
         f = _assemble(groups, budget, fixed)
         _align_swg(graph, f, max(budget, floor))
+        for name, fx in fixed.items():
+            if "ram_style" in fx:
+                f[name]["ram_style"] = fx["ram_style"]
         est = _finish(graph, f, design, fixed)
+        if _weights_to_bram(graph, f, design, est, cap, margin, fixed, rt):
+            est = E.graph_estimate(graph, f, design)
         return f, est
 
     values = sorted({c[0] for g in groups for c in g.cands if c[0] >= floor})

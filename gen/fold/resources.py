@@ -130,7 +130,7 @@ def thr_bram18(lanes: int, idx: int, nthr: int, vb: int) -> int:
 
 
 def mvu_derived(p: dict) -> dict:
-    from ..rtl.mvu import datapath, product_range
+    from ..rtl.mvu import datapath, pair_lanes, pair_range, product_range
     pe, simd, mw, mh = int(p["PE"]), int(p["SIMD"]), int(p["MW"]), int(p["MH"])
     dw = bool(p.get("DEPTHWISE", False))
     lanes = 1 if dw else simd
@@ -151,7 +151,11 @@ def mvu_derived(p: dict) -> dict:
     ww, wdepth = lanes * wb, nf * sf
     style = p.get("W_STYLE") or ram_style_for(ww * wdepth, wdepth, p.get("RAM_STYLE", "auto"), rom=not runtime)
     use_dsp = bool(p.get("USE_DSP", (not xnor) and wb >= 5 and ab >= 5 and wb > 1 and ab > 1))
-    group, gcnt, levels = datapath(lanes, p_lo, p_hi, acc, lane_in=wb + ab, grouped=not (use_dsp or dw))
+    pairs = pair_lanes(wb == 1, xnor or ab == 1 and a_lo == -1 and a_hi == 1, ab, runtime, dw, lanes)
+    if pairs:
+        p_lo, p_hi = pair_range(a_lo, a_hi)
+    group, gcnt, levels = datapath(lanes, p_lo, p_hi, acc, lane_in=wb + ab, grouped=not (use_dsp or dw),
+                                   pairs=pairs)
     rq = p.get("RQ", "none")
     nthr = int(p.get("NTHR", 0)) if rq == "thresholds" else 0
     vb = int(p.get("RQ_VB") or (acc + 1))
@@ -165,8 +169,8 @@ def mvu_derived(p: dict) -> dict:
     return dict(pe=pe, simd=simd, lanes=lanes, wb=wb, ab=ab, xnor=xnor, nf=nf, sf=sf, acc=acc, P=P, ww=ww,
                 wdepth=wdepth, w_style=style, runtime=runtime, use_dsp=use_dsp, rq=rq, nthr=nthr, vb=vb,
                 stages=stages, o_bits=o_bits, oq_depth=pow2_at_least(lat + 2), need_ibuf=need_ibuf,
-                ib_style=ib_style, bias=bool(p.get("BIAS", False)), num_pix=int(p.get("NUM_PIX", 1)),
-                mb=int(p.get("RQ_MB") or 0), group=group,
+                ib_style=ib_style, bias=bool(p.get("BIAS", False)) or pairs, num_pix=int(p.get("NUM_PIX", 1)),
+                mb=int(p.get("RQ_MB") or 0), group=group, pairs=pairs,
                 # per PE: the first stage's output bits, the adder tree's adder bits and register bits
                 first_bits=levels[0]["n"] * levels[0]["w"],
                 tree_bits=sum(lv["adds"] * lv["w"] for lv in levels[1:]),
@@ -195,7 +199,8 @@ def _mvu_lut(p):
     k = 0.45 if d["wdepth"] == 1 and not d["runtime"] else 1.0  # constant weights: simplified by synthesis
     small = d["wb"] + d["ab"] <= 6  # a product bit is one LUT of the operand bits
     return [1.0, ctrl,
-            k * d["pe"] * d["first_bits"] if table else 0.0,                            # group tables
+            # group tables (lane pairs: the per-PE select-and-negate, plus the shared sums and differences)
+            k * (d["pe"] + (2 if d["pairs"] else 0)) * d["first_bits"] if table else 0.0,
             k * macs * d["wb"] * d["ab"] if not (table or d["use_dsp"] or small) else 0.0,  # LUT multipliers
             k * macs * d["P"] if not (table or d["use_dsp"]) and small else 0.0,          # small products
             d["pe"] * d["acc"] * (2 if d["bias"] else 1),

@@ -118,8 +118,8 @@ def _activation_range(node: HwNode, x: Enc) -> tuple[int, int] | None:
 
 
 def render_node(node: HwNode, design: Design, pe: int, simd: int, ins: list[Enc], runtime_weights: bool,
-                clock: dict) -> tuple[Rendered, Enc]:
-    """Render one node; returns the kernel and its output encoding."""
+                clock: dict, ram_style: str = "auto") -> tuple[Rendered, Enc]:
+    """Render one node; returns the kernel and its output encoding. `ram_style`: an mvu's weight memory."""
     layers = {l.name: l for l in design.layers}
     p = node.params
     out = node.output
@@ -143,6 +143,7 @@ def render_node(node: HwNode, design: Design, pe: int, simd: int, ins: list[Enc]
                        a_signed=x.signed, w_bipolar=w_bip, a_bipolar=x.bipolar, num_pix=p["NUM_PIX"], depthwise=dw,
                        a_range=_activation_range(node, x),
                        bias=layer.bias, requant=spec, runtime_writable=runtime_weights, mem_dir=WEIGHTS_DIR,
+                       ram_style=ram_style,
                        ir_params=_int_params({kk: v for kk, v in p.items()
                                               if kk not in ("MW", "MH", "NUM_PIX", "A_LO", "A_HI")}))
         rqc = r.extra["rq"]
@@ -261,7 +262,8 @@ def emit(design: Design, graph: HwGraph, folding: dict, *, clock_mhz: float = 10
     for n in graph.nodes:
         pe, simd = graph.fold_of(folding, n.name)
         ins = [enc[s.tensor] for s in n.inputs]
-        r, e = render_node(n, design, pe, simd, ins, runtime_weights, {})
+        r, e = render_node(n, design, pe, simd, ins, runtime_weights, {},
+                           ram_style=(folding.get(n.name) or {}).get("ram_style", "auto"))
         if r.name in em.modules:
             raise GenError(f"two kernels named {r.name}")
         em.modules[r.name] = r

@@ -23,12 +23,37 @@ def product_range(w_lo: int, w_hi: int, a_lo: int, a_hi: int, xnor: bool) -> tup
     return min(c), max(c)
 
 
+def pair_lanes(w_bipolar: bool, a_bipolar: bool, a_bits: int, runtime_writable: bool, depthwise: bool, lanes: int,
+               lut_inputs: int = 6) -> bool:
+    """Bipolar weights x multi-bit activations (a binarised net's first layer) are summed two lanes at a time:
+    w0*a0 + w1*a1 is +-(a0 + a1) or +-(a0 - a1), so the sums and differences are computed once for all PEs and
+    each PE only selects one and negates it (ones' complement, the +1s folded into each channel's accumulator
+    start, hence constant weights only). Narrower activations (two lanes' operand bits fit one LUT) use the
+    group tables instead."""
+    return (w_bipolar and not a_bipolar and 1 + a_bits > lut_inputs // 2 and not runtime_writable
+            and not depthwise and lanes >= 2)
+
+
+def pair_range(a_lo: int, a_hi: int) -> tuple[int, int]:
+    """Range of one lane's ones'-complement product (a or -a-1) in pair mode."""
+    return min(a_lo, -a_hi - 1), max(a_hi, -a_lo - 1)
+
+
+def pair_correction(w: np.ndarray, lanes: int) -> np.ndarray:
+    """Per output channel: the +1s that turn the ones'-complement pair values into exact sums (one per pair
+    whose first weight is -1, and per odd last lane of weight -1)."""
+    w = np.asarray(w, dtype=np.int64)
+    first = (np.arange(w.shape[1]) % lanes) % 2 == 0
+    return ((w == -1) & first[None, :]).sum(axis=1)
+
+
 def datapath(lanes: int, p_lo: int, p_hi: int, acc_bits: int, *, lane_in: int, grouped: bool, lut_inputs: int = 6,
-             tree_reg_every: int = 2) -> tuple[int, list[int], list[dict]]:
+             tree_reg_every: int = 2, pairs: bool = False) -> tuple[int, list[int], list[dict]]:
     """Shape of a PE's dot product: (lanes per first-stage group, lanes of each group, adder-tree levels).
     Level 0 holds the registered group sums; level l adds pairs of level l-1 (`w` bits wide, registered every
-    `tree_reg_every` levels and at the root). Shared by the RTL and the resource model."""
-    group = min(max(1, lut_inputs // lane_in) if grouped else 1, lanes)
+    `tree_reg_every` levels and at the root). `pairs`: groups of two lanes (pair_lanes; p_lo, p_hi from
+    pair_range). Shared by the RTL and the resource model."""
+    group = 2 if pairs else min(max(1, lut_inputs // lane_in) if grouped else 1, lanes)
     gcnt = [min(group, lanes - i) for i in range(0, lanes, group)]
 
     def width(c: int) -> int:  # non-negative products (XNOR counts, unsigned x unsigned): unsigned sums
@@ -120,10 +145,16 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
 
     # all widths are capped at ACC_BITS: two's complement arithmetic modulo 2**ACC_BITS is exact for the sum
     P = min(ubits(p_hi) if p_lo >= 0 else sbits(p_lo, p_hi), acc_bits)
+    pairs = pair_lanes(w_bipolar, a_bipolar, a_bits, runtime_writable, depthwise, lanes, lut_inputs)
+    if pairs:
+        p_lo, p_hi = pair_range(a_lo, a_hi)
+        corr = pair_correction(W, lanes)
+        if corr.any():
+            bias = corr if bias is None else np.broadcast_to(np.asarray(bias, dtype=np.int64), (mh,)) + corr
     group, gcnt, levels = datapath(lanes, p_lo, p_hi, acc_bits,
                                    lane_in=(1 if w_bipolar else w_bits) + (1 if a_bipolar else a_bits),
                                    grouped=not (use_dsp or depthwise), lut_inputs=lut_inputs,
-                                   tree_reg_every=tree_reg_every)
+                                   tree_reg_every=tree_reg_every, pairs=pairs)
     tree_regs = sum(1 for lv in levels[1:] if lv["reg"])
     # -- memories -------------------------------------------------------------------------------------------
     ww = lanes * w_bits
@@ -150,7 +181,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         # a small constant table: LUT ROM (Vivado: distributed ROM; Yosys has no ROM-to-LUTRAM mapping)
         w_attr = '(* rom_style = "distributed" *) ' if w_style == "distributed" and not yosys_compat else ""
     gtabs = {}
-    if group > 1:
+    if group > 1 and not pairs:
         for n in sorted(set(gcnt)):
             gtabs[n] = _group_table(n, w_bits, a_bits, w_signed, a_signed, w_bipolar, a_bipolar, xnor,
                                     levels[0]["w"])
@@ -203,7 +234,9 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         SFW=clog2(sf), NFW=clog2(nf), PIXW=clog2(num_pix), WDEPTH=wdepth, WAW=clog2(wdepth), WW=ww,
         W_BITS=w_bits, A_BITS=a_bits, W_SIGNED=w_signed, A_SIGNED=a_signed, W_BIPOLAR=w_bipolar,
         A_BIPOLAR=a_bipolar, XNOR=xnor, USE_DSP=use_dsp, P=P, LEVELS=levels, TREE_REGS=tree_regs,
-        GROUP=group, GCNT=gcnt, GTABS=gtabs, P0=levels[0]["w"], SG="signed " if p_lo < 0 else "",
+        GROUP=group, GCNT=gcnt, GTABS=gtabs, PAIRS=pairs, NPAIR=len(gcnt),
+        A_LANE=(f"$signed(act1[k*{a_bits} +: {a_bits}])" if a_signed else
+                f"$signed({{1'b0, act1[k*{a_bits} +: {a_bits}]}})"), P0=levels[0]["w"], SG="signed " if p_lo < 0 else "",
         ACC_BITS=acc_bits, O_BITS=o_bits, HAS_BIAS=has_bias, NEED_IBUF=need_ibuf, IBUF_RAM_STYLE=ibuf_style,
         W_RAM_STYLE=w_style, W_ATTR=w_attr, W_SLICED=w_sliced, W_DP=w_dp, W_TABLES=w_tables,
         mem_files=list(mem_files), mem_paths=mem_paths, CFG=runtime_writable,
