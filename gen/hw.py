@@ -110,6 +110,11 @@ class HwNode:
             return divisors(self.inputs[0].channels)
         if self.kind == "label_select":
             return divisors(self.inputs[0].channels)
+        if self.kind == "swg":
+            legal = divisors(self.inputs[0].channels)
+            if self.wide_simd() is not None:
+                legal = legal + [self.wide_simd()]
+            return legal
         if self.kind == "input":
             # divisors of the channel count; when every consumer reads the frame as one vector (a Dense mvu), also
             # the divisors of the element count up to one DMA beat of codes
@@ -119,9 +124,18 @@ class HwNode:
             return sorted(legal)
         return divisors(self.inputs[0].channels)
 
+    def wide_simd(self) -> int | None:
+        """An swg's window-parallel SIMD (a whole K_H x K_W x C window per beat, gen/rtl/swg.py), if it has one."""
+        p = self.params
+        if self.kind != "swg" or p["DEPTHWISE"] or self.tie is not None or p["K_H"] * p["K_W"] == 1:
+            return None
+        return p["K_H"] * p["K_W"] * p["IFM_CH"]
+
     def in_lanes(self, pe: int = 1, simd: int = 1) -> list[int]:
         if self.kind == "output":  # scores at SIMD lanes, the class index as one lane
             return [simd] + [1] * (len(self.inputs) - 1)
+        if self.kind == "swg" and simd == self.wide_simd():  # one pixel in per beat
+            return [self.params["IFM_CH"]]
         return [simd] * len(self.inputs)
 
     def out_lanes(self, pe: int = 1, simd: int = 1) -> int:
@@ -137,6 +151,11 @@ class HwNode:
         if k == "input":
             n = p["N_ELEMS"]
             return max(-(-n // p["DMA_BYTES"]), n // simd)
+        if k == "swg" and simd == self.wide_simd():  # one padded-image position per cycle
+            from .rtl.swg import wide_geometry
+            g = wide_geometry((p["IFM_DIM_H"], p["IFM_DIM_W"]), (p["K_H"], p["K_W"]),
+                              (p["STRIDE_H"], p["STRIDE_W"]), p["PADS"])
+            return g["HS"] * g["WS"]
         if k == "swg":
             cf = p["IFM_CH"] // simd
             return max(p["IFM_DIM_H"] * p["IFM_DIM_W"] * cf, p["OFM_DIM_H"] * p["OFM_DIM_W"] * p["K_H"] * p["K_W"] * cf)

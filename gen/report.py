@@ -109,7 +109,8 @@ def hw_rows(design: Design, graph, folding: dict, board: dict, clock_mhz: float 
             if i < len(depths):
                 fe = E.fifo_estimate(int(depths[i]), in_l[i] * s.bits)
                 fifos.append(dict(input=s.tensor, depth=int(depths[i]), width=in_l[i] * s.bits,
-                                  style="srl" if int(depths[i]) <= 32 else "ram", reason=reasons[n.name][i],
+                                  style="none" if int(depths[i]) == 0 else ("srl" if int(depths[i]) <= 32 else "ram"),
+                                  reason=reasons[n.name][i],
                                   lut=round(fe["lut"]), ff=round(fe["ff"]), bram18=fe["bram18"]))
         rows.append(dict(node=n.name, kind=n.kind, layers=list(n.layers), pe=pe, simd=simd, cycles=cyc[n.name],
                          ram_style=((folding or {}).get(n.name) or {}).get("ram_style"),

@@ -27,6 +27,8 @@ EDGE = [
     dict(in_simd=4, out_simd=4, a_bits=2, n_elems=8),                                 # same width
     dict(in_simd=6, out_simd=4, a_bits=4, n_elems=12),
     dict(in_simd=1, out_simd=1, a_bits=8, n_elems=1),
+    dict(in_simd=9, out_simd=3, a_bits=1, n_elems=27),                                # split, 3 slices
+    dict(in_simd=12, out_simd=2, a_bits=2, n_elems=12),                               # split, one word a frame
 ]
 
 N_RANDOM = 24

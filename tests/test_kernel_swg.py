@@ -27,9 +27,12 @@ def random_params(rng) -> dict:
     bits = int(rng.choice([1, 2, 4, 8]))
     signed = bits > 1 and rng.random() < 0.3
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-    return dict(ifm_ch=c, ifm_dim=(h, w), simd=int(rng.choice(_divisors(c))), a_bits=bits, a_signed=signed,
-                k=(kh, kw), stride=(sh, sw), pads=pads, pad_value=int(rng.integers(lo, hi + 1)),
-                depthwise=bool(rng.random() < 0.4))
+    dw = bool(rng.random() < 0.4)
+    simd = int(rng.choice(_divisors(c)))
+    if not dw and kh * kw > 1 and rng.random() < 0.3:
+        simd = kh * kw * c  # window-parallel
+    return dict(ifm_ch=c, ifm_dim=(h, w), simd=simd, a_bits=bits, a_signed=signed,
+                k=(kh, kw), stride=(sh, sw), pads=pads, pad_value=int(rng.integers(lo, hi + 1)), depthwise=dw)
 
 
 EDGE = [
@@ -46,6 +49,13 @@ EDGE = [
     dict(ifm_ch=4, ifm_dim=(1, 9), simd=4, a_bits=4, k=(1, 3), stride=1, pads=(0, 1, 0, 1)),  # 1-row image
     dict(ifm_ch=8, ifm_dim=12, simd=8, a_bits=8, k=3, stride=1, pads=(1, 1, 1, 1), ram_style="block"),  # BRAM-size
     dict(ifm_ch=2, ifm_dim=4, simd=1, a_bits=4, k=4, stride=1),                           # k = image
+    # window-parallel (SIMD = K_H*K_W*C: one pixel in, one whole window out per cycle)
+    dict(ifm_ch=3, ifm_dim=5, simd=27, a_bits=4, k=3, stride=1, pads=(1, 1, 1, 1), pad_value=5),
+    dict(ifm_ch=1, ifm_dim=8, simd=9, a_bits=1, k=3, stride=1),                           # wafer map, 1 bit
+    dict(ifm_ch=1, ifm_dim=(7, 6), simd=4, a_bits=2, k=2, stride=3, pads=(0, 1, 1, 0), pad_value=3),  # rows unused
+    dict(ifm_ch=2, ifm_dim=(5, 3), simd=12, a_bits=8, a_signed=True, k=(3, 2), stride=(2, 1), pads=(1, 0, 1, 1),
+         pad_value=-7),
+    dict(ifm_ch=1, ifm_dim=2, simd=9, a_bits=4, k=3, stride=1, pads=(1, 1, 1, 1), pad_value=9),  # window > image
 ]
 
 N_RANDOM = 24

@@ -17,7 +17,9 @@ Two effects are sized:
    for (NF - 1) * SF cycles without accepting input; its FIFO holds what the producer delivers meanwhile at
    the steady rate (in-beats per frame / bottleneck period), at most SF beats. A dense layer fed slowly
    (e.g. after a conv whose rate sets the period) needs a deep FIFO here, or its producer stalls for the
-   replay every frame. Elsewhere a 2-deep SRL FIFO decouples the handshakes.
+   replay every frame. Elsewhere a 2-deep SRL FIFO decouples the handshakes, except between a window-parallel
+   swg and its mvu when the mvu is slow enough per window (`_direct_window`): no FIFO there (they are the
+   widest streams of a design).
 
 Depths are rounded to what the fifo kernel implements: <= 32 beats: shift registers (SRL); deeper: a
 power-of-two memory + a 4-entry output queue (capacity 2^k + 4), in LUTRAM or block RAM by size.
@@ -35,7 +37,9 @@ LAT_NODE = 6  # pipeline + FIFO latency of one kernel on a branch (cycles; conse
 
 
 def round_depth(depth: int) -> int:
-    """The capacity render_fifo gives for a requested depth (SRL up to 32; else 2^k + 4)."""
+    """The capacity render_fifo gives for a requested depth (SRL up to 32; else 2^k + 4); 0: no FIFO."""
+    if int(depth) == 0:
+        return 0
     depth = max(MIN_DEPTH, int(depth))
     if depth <= SRL_MAX:
         return depth
@@ -155,6 +159,27 @@ class _Needs:
         return order
 
 
+def _direct_window(graph, folding, node, idx) -> bool:
+    """A window-parallel swg feeding an mvu at the same width needs no FIFO when the mvu spends at least as many
+    cycles on a window (NF * SF) as the swg's longest gap between two windows (at a row change: S_H rows of the
+    padded width minus the row's own windows): the swg's output register then always holds the next window in
+    time. (Its ready path is short: the mvu's ready is its own state.)"""
+    s = node.inputs[idx]
+    if node.kind != "mvu" or node.params.get("DEPTHWISE") or len(graph.consumers(s.tensor)) != 1:
+        return False
+    prod = graph.producer(s.tensor)
+    ppe, psimd = graph.fold_of(folding, prod.name)
+    pe, simd = graph.fold_of(folding, node.name)
+    if prod.kind != "swg" or psimd != prod.wide_simd() or prod.out_lanes(ppe, psimd) != simd:
+        return False
+    from ..rtl.swg import wide_geometry
+    p = prod.params
+    g = wide_geometry((p["IFM_DIM_H"], p["IFM_DIM_W"]), (p["K_H"], p["K_W"]), (p["STRIDE_H"], p["STRIDE_W"]),
+                      p["PADS"])
+    gap = p["STRIDE_H"] * g["WS"] - (p["OFM_DIM_W"] - 1) * p["STRIDE_W"]
+    return (node.params["MH"] // pe) * (node.params["MW"] // simd) >= max(gap, p["STRIDE_W"])
+
+
 def size_fifos(graph, folding: dict) -> dict[str, list[int]]:
     """{node name: [depth per input stream]} (beats of the consumer's input width)."""
     depths: dict[str, list[int]] = {}
@@ -179,6 +204,8 @@ def size_fifos(graph, folding: dict) -> dict[str, list[int]]:
                     burst = min(sf, -(-(nf - 1) * sf * in_beats // period) + 2)
                     if burst > depth:
                         depth, reason = burst, f"burst (input replayed for {nf - 1} folds of {sf} beats)"
+            if depth == MIN_DEPTH and _direct_window(graph, folding, n, i):
+                depth, reason = 0, "none: the window generator's output register holds the next window"
             if len(n.inputs) > 1:
                 # join: this input must hold the other inputs' lead over it, measured at the common fork
                 for o, so in enumerate(n.inputs):

@@ -188,6 +188,14 @@ def _mvu_mem(d) -> dict:
                 oq_lut(d["oq_depth"], d["pe"] * d["o_bits"]), regs=ib["regs"])
 
 
+def rom_luts(columns: int, depth: int) -> float:
+    """LUT6s of a constant table of `columns` one-bit columns, `depth` words deep (the mvu's bit-sliced weight
+    ROM, all PEs in one module): one LUT6 per 64 words of a column (MUXF7/F8 join them), and synthesis keeps one
+    copy of identical columns - a shallow table has at most 2^depth distinct ones."""
+    distinct = columns if depth >= 20 else min(columns, 1 << depth)
+    return float(distinct * math.ceil(depth / 64))
+
+
 def _mvu_lut(p):
     d = mvu_derived(p)
     macs = d["pe"] * d["lanes"]
@@ -205,7 +213,7 @@ def _mvu_lut(p):
             k * macs * d["P"] if not (table or d["use_dsp"]) and small else 0.0,          # small products
             d["pe"] * d["acc"] * (2 if d["bias"] else 1),
             cmp_, rom, d["pe"] * d["acc"] if d["rq"] == "multshift" else 0.0,
-            d["pe"] * d["ww"] * d["wdepth"] if rom_w and d["wdepth"] > 1 else 0.0,
+            rom_luts(d["pe"] * d["ww"], d["wdepth"]) if rom_w and d["wdepth"] > 1 else 0.0,
             mem["lut_mem"] + mem["regs"] / 4.0,
             k * d["pe"] * d["tree_bits"],                                                # adder tree
             # deep block-RAM weights: RAMB18s stacked in depth (512 x 36 each) and a read multiplexer
@@ -429,8 +437,51 @@ except ImportError:  # before the first calibration
 _DEFAULT = {"lut": 1.0, "ff": 1.0}
 
 
+def swg_wide_estimate(p: dict) -> dict:
+    """The window-parallel swg (gen/rtl/swg.py render_swg_wide), analytically: (K_H - 1) line buffers of the
+    padded row width, the window registers, the pad-code select and two position counters (checked against
+    Yosys in bench/calibrate.py's swg_wide points)."""
+    from ..rtl.swg import wide_geometry
+    kh, kw, c, ab = int(p["K_H"]), int(p["K_W"]), int(p["IFM_CH"]), int(p["A_BITS"])
+    pads = tuple(int(p.get(k, 0)) for k in ("PAD_TOP", "PAD_LEFT", "PAD_BOTTOM", "PAD_RIGHT"))
+    g = wide_geometry((int(p["IFM_DIM_H"]), int(p["IFM_DIM_W"])), (kh, kw),
+                      (int(p.get("STRIDE_H", 1)), int(p.get("STRIDE_W", 1))), pads)
+    pw = c * ab
+    lb = memory(g["WS"], pw, ram_style_for(g["WS"] * pw, g["WS"]))
+    ctl = _log(g["HS"]) + _log(g["WS"])
+    # (Yosys: 3x32x3 8-bit 43 LUT, 64x30x30 1-bit 99, 1x64x64 2-bit padded 45)
+    lut = 6.0 + ctl + (pw + 8.0 if any(pads) else 0.0) + (kh - 1) * (lb["lut_mem"] + lb["regs"] / 4.0)
+    ff = 2.0 + ctl + kh * kw * pw + (kh - 1) * lb["regs"]
+    return dict(lut=lut, ff=ff, bram18=int((kh - 1) * lb["bram18"]), dsp=0)
+
+
+def dwc_split_estimate(p: dict) -> dict:
+    """A dwc whose output width divides its input width (gen/rtl render_dwc split mode): the held word and one
+    slice multiplexer (a LUT6 selects among 4, MUXF7/F8 pairs of them beyond), analytically (Yosys, 1-bit lanes:
+    576 -> 192: 207 LUT, 288 -> 96: 109 LUT)."""
+    i, o, ab = int(p["IN_SIMD"]), int(p["OUT_SIMD"]), int(p["A_BITS"])
+    n = i // o
+    log_n = _log(p.get("N_ELEMS", 1))
+    return dict(lut=8.0 + log_n + o * ab * math.ceil(n / 4), ff=2.0 + log_n + clog2(n) + i * ab, bram18=0, dsp=0)
+
+
+def analytic(kernel: str, p: dict) -> dict | None:
+    """The estimate of kernel variants modelled analytically instead of by fitted features (the window-parallel
+    swg, the split dwc), else None."""
+    from ..rtl.swg import is_wide
+    if kernel == "swg" and is_wide(int(p["IFM_CH"]), (int(p["K_H"]), int(p["K_W"])), int(p["SIMD"]),
+                                   bool(p.get("DEPTHWISE"))):
+        return swg_wide_estimate(p)
+    if kernel == "dwc" and int(p["IN_SIMD"]) > int(p["OUT_SIMD"]) and int(p["IN_SIMD"]) % int(p["OUT_SIMD"]) == 0:
+        return dwc_split_estimate(p)
+    return None
+
+
 def estimate(kernel: str, p: dict) -> dict:
     """{lut, ff, bram18, dsp} of one kernel instance (floats for lut/ff, ints for bram18/dsp)."""
+    a = analytic(kernel, p)
+    if a is not None:
+        return a
     out = {}
     feats = FEATURES.get(kernel)
     for q in ("lut", "ff"):

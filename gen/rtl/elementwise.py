@@ -133,6 +133,7 @@ def render_dwc(layer: str, *, in_simd: int, out_simd: int, a_bits: int, n_elems:
     ctx = dict(name=name, params=params, header=header("dwc", name, layer, params,
                f"analytic cycles per frame = max(input, output beats) = {cycles}."), **params, G=g, IU=iu, OU=ou,
                CAPU=capu, UW=g * a_bits, CNTW=ubits(capu), NBEATS=nbeats, GATHER=(iu == 1 and ou > 1),
+               SPLIT=(ou == 1 and iu > 1),
                OQ=_oq(out_simd * a_bits, 0, "out_fire", "out_fire", "dout", "olast"))
     sv = render_template("dwc.sv.j2", **ctx)
     return Rendered("dwc", name, sv, {}, _clk_rst() + axis_ports("s_axis", "in", in_simd * a_bits) +

@@ -324,7 +324,11 @@ def emit(design: Design, graph: HwGraph, folding: dict, *, clock_mhz: float = 10
             # a fork's branches re-join (residual add, concat): each branch can hold a whole frame, so one
             # branch never waits for the other one's input (no deadlock whatever the branch latencies)
             default = (s.elems // cl + DEFAULT_FIFO) if forked else DEFAULT_FIFO
-            depth = int(depths[idx]) if idx < len(depths) and depths[idx] else default
+            depth = int(depths[idx]) if idx < len(depths) else default
+            if depth == 0:  # direct connection (gen/fold/fifo.py: a window-parallel swg and its mvu)
+                em.info[n.name]["fifo"].append(dict(depth=0, capacity=0, style="none", dwc=pl != cl))
+                conns += _axis(in_ports[idx], src)
+                continue
             ff = render_fifo(f"{n.name}_in{idx}", depth=depth, width=cl * e.bits, lanes=cl)
             em.modules[ff.name] = ff
             b = top.bundle(tag, cl * e.bits)

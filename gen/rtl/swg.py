@@ -23,9 +23,13 @@ def render_swg(layer: str, *, ifm_ch: int, ifm_dim, simd: int, a_bits: int, k, s
                max_rows: int | None = None) -> Rendered:
     """Windows of an (H, W, IFM_CH) stream as ops.sliding_windows(x, k, stride, pads, pad_value) produces them:
     per output pixel K_H*K_W*IFM_CH elements in (KH, KW, C) order, or in depthwise mode (C/SIMD, KH, KW, SIMD).
+    SIMD = K_H*K_W*IFM_CH (K > 1, not depthwise) is the window-parallel generator (render_swg_wide).
     `pad_value` is the element value (e.g. the input zero point) used for padding. `max_rows` caps the line
     buffer (fewer rows cost stalls at frame boundaries)."""
     h, w, kh, kw, sh, sw, pt, pl, pb, pr, oh, ow = swg_geometry(ifm_dim, k, stride, pads)
+    if is_wide(ifm_ch, (kh, kw), simd, depthwise):
+        return render_swg_wide(layer, ifm_ch=ifm_ch, ifm_dim=(h, w), a_bits=a_bits, k=(kh, kw), stride=(sh, sw),
+                               pads=pads, pad_value=pad_value, ram_style=ram_style)
     assert ifm_ch % simd == 0, "SIMD must divide IFM_CH"
     assert oh >= 1 and ow >= 1, "empty output"
     assert max(pt, pb) < kh and max(pl, pr) < kw, "padding must be smaller than the kernel"
@@ -75,4 +79,57 @@ def render_swg(layer: str, *, ifm_ch: int, ifm_dim, simd: int, a_bits: int, k, s
     r = Rendered("swg", name, sv, {}, ports, [Stream("s_axis", "in", simd, a_bits), Stream("m_axis", "out", simd, a_bits)],
                  params, cycles_per_frame=max(in_beats, out_beats))
     r.extra = dict(nrows=nrows, depth=depth, ram_style=style, ofm_dim=(oh, ow))
+    return r
+
+
+def is_wide(ifm_ch: int, k, simd: int, depthwise: bool) -> bool:
+    """SIMD = a whole window (K_H*K_W*IFM_CH lanes, K > 1): the window-parallel generator."""
+    kh, kw = _pair(k)
+    return (not depthwise) and kh * kw > 1 and simd == kh * kw * ifm_ch
+
+
+def wide_geometry(ifm_dim, k, stride, pads) -> dict:
+    """The padded image the window-parallel generator walks: rows / columns up to the last real pixel or the
+    last window's corner, whichever is further; which of them are real and which end a window."""
+    h, w, kh, kw, sh, sw, pt, pl, pb, pr, oh, ow = swg_geometry(ifm_dim, k, stride, pads)
+    ly, lx = (oh - 1) * sh + kh - 1, (ow - 1) * sw + kw - 1
+    hs, ws = max(pt + h, ly + 1), max(pl + w, lx + 1)
+
+    def bits(n, ones):  # Verilog binary literal, index 0 at the right
+        return "".join("1" if i in ones else "0" for i in reversed(range(n)))
+    return dict(HS=hs, WS=ws, LAST_Y=ly, LAST_X=lx,
+                REAL_ROW=bits(hs, set(range(pt, pt + h))), REAL_COL=bits(ws, set(range(pl, pl + w))),
+                OUT_ROW=bits(hs, {kh - 1 + i * sh for i in range(oh)}),
+                OUT_COL=bits(ws, {kw - 1 + j * sw for j in range(ow)}))
+
+
+def render_swg_wide(layer: str, *, ifm_ch: int, ifm_dim, a_bits: int, k, stride=1, pads=(0, 0, 0, 0),
+                    pad_value: int = 0, ram_style: str = "auto") -> Rendered:
+    """Window-parallel sliding-window generator: one input pixel in and at most one whole window out per cycle
+    ((K_H - 1) line buffers of the padded row width, K_H x K_W window registers). For the first layers of
+    few-channel images (RGB, wafer maps), where one window element per cycle would bound the frame rate."""
+    h, w, kh, kw, sh, sw, pt, pl, pb, pr, oh, ow = swg_geometry(ifm_dim, k, stride, pads)
+    assert oh >= 1 and ow >= 1, "empty output"
+    assert max(pt, pb) < kh and max(pl, pr) < kw, "padding must be smaller than the kernel"
+    g = wide_geometry(ifm_dim, k, stride, pads)
+    simd = kh * kw * ifm_ch
+    name = module_name("swg", layer)
+    raw = int(encode([pad_value], a_bits)[0])
+    pad_word = pack_words([[raw] * ifm_ch], a_bits)[0]
+    params = dict(IFM_CH=ifm_ch, SIMD=simd, A_BITS=a_bits, IFM_DIM_H=h, IFM_DIM_W=w, K_H=kh, K_W=kw, STRIDE_H=sh,
+                  STRIDE_W=sw, PAD_TOP=pt, PAD_LEFT=pl, PAD_BOTTOM=pb, PAD_RIGHT=pr, OFM_DIM_H=oh, OFM_DIM_W=ow,
+                  DEPTHWISE=0)
+    cycles = g["HS"] * g["WS"]
+    style = ram_style_for(g["WS"] * ifm_ch * a_bits, g["WS"], ram_style)
+    ctx = dict(name=name, params=params, **params, **g, header=header(
+        "swg", name, layer, params, f"window-parallel; analytic cycles per frame = padded positions "
+        f"{g['HS']} x {g['WS']} = {cycles}."), PAD_VAL=pad_value, PAD_WORD=pad_word, RAM_STYLE=style,
+        YW=max(1, clog2(g["HS"])), XW=max(1, clog2(g["WS"])))
+    sv = render_template("swg_wide.sv.j2", **ctx)
+    ports = [Port("clk", "input", 1), Port("rst", "input", 1)] + axis_ports("s_axis", "in", ifm_ch * a_bits) + \
+        axis_ports("m_axis", "out", simd * a_bits)
+    r = Rendered("swg", name, sv, {}, ports, [Stream("s_axis", "in", ifm_ch, a_bits),
+                                              Stream("m_axis", "out", simd, a_bits)],
+                 params, cycles_per_frame=cycles)
+    r.extra = dict(nrows=kh - 1, depth=g["WS"], ram_style=style, ofm_dim=(oh, ow), wide=True)
     return r
