@@ -115,3 +115,38 @@ def test_random_cnn(kind, seed, tmp_path):
 @pytest.mark.parametrize("kind", KINDS + ["mixed", "bipolar", "argmax"])
 def test_random_cnn_more(kind, seed, tmp_path):
     check_design(_random_design(kind, seed, tmp_path), tmp_path, folding="auto" if seed % 2 else "default")
+
+
+def _window_parallel_fold(graph, split: bool) -> dict:
+    """Every (non-depthwise, K > 1) swg window-parallel; its mvu takes whole windows (PE 1: the swg and the mvu
+    connect without a FIFO when the mvu is slow enough per window) or, with `split`, a third of one (dwc split)."""
+    fixed = {}
+    for n in graph.nodes:
+        if n.kind == "swg" and n.wide_simd() is not None:
+            fixed[n.name] = {"simd": n.wide_simd()}
+            for c, _ in graph.consumers(n.output.tensor):
+                if c.kind == "mvu":
+                    mw = c.params["MW"]
+                    fixed[c.name] = {"pe": 1, "simd": mw // 3 if split and mw % 3 == 0 else mw}
+    return fixed
+
+
+@pytest.mark.parametrize("kind,seed,expect", [("residual", 0, "direct"), ("conv", 5, "gap"), ("conv", 1, "split")])
+def test_window_parallel_swg(kind, seed, expect, tmp_path):
+    """The window-parallel swg in a whole accelerator: a direct swg -> mvu connection (no FIFO), a FIFO sized
+    for the swg's gaps between windows, a split dwc; RTL == golden under back-pressure, LAST_INTERVAL at the
+    analytic rate."""
+    from gen.fold import fold_design
+    from gen.fold.fifo import fifo_reasons
+    design = _random_design(kind, seed, tmp_path)
+    graph = build_hw_graph(design, dma_bits=64)
+    fixed = _window_parallel_fold(graph, expect == "split")
+    folding = fold_design(design, graph, load_board("zybo-z7"), fold_file=fixed)
+    wide = [n for n in graph.nodes if n.kind == "swg" and folding[n.name]["simd"] == n.wide_simd()]
+    assert wide
+    reasons = [r for rs in fifo_reasons(graph, folding).values() for r in rs]
+    if expect == "direct":
+        assert any(0 in (folding[n.name].get("fifo") or []) for n in graph.nodes)
+    elif expect == "gap":
+        assert any(r.startswith("window gaps") for r in reasons)
+    check_design(design, tmp_path, folding=folding)

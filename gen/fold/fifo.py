@@ -18,8 +18,8 @@ Two effects are sized:
    the steady rate (in-beats per frame / bottleneck period), at most SF beats. A dense layer fed slowly
    (e.g. after a conv whose rate sets the period) needs a deep FIFO here, or its producer stalls for the
    replay every frame. Elsewhere a 2-deep SRL FIFO decouples the handshakes, except between a window-parallel
-   swg and its mvu when the mvu is slow enough per window (`_direct_window`): no FIFO there (they are the
-   widest streams of a design).
+   swg and its mvu when the mvu is slow enough per window (`_window_gap`): no FIFO there (they are the
+   widest streams of a design); a slower one gets a FIFO covering the swg's gaps between windows.
 
 Depths are rounded to what the fifo kernel implements: <= 32 beats: shift registers (SRL); deeper: a
 power-of-two memory + a 4-entry output queue (capacity 2^k + 4), in LUTRAM or block RAM by size.
@@ -159,25 +159,31 @@ class _Needs:
         return order
 
 
-def _direct_window(graph, folding, node, idx) -> bool:
-    """A window-parallel swg feeding an mvu at the same width needs no FIFO when the mvu spends at least as many
-    cycles on a window (NF * SF) as the swg's longest gap between two windows (at a row change: S_H rows of the
-    padded width minus the row's own windows): the swg's output register then always holds the next window in
-    time. (Its ready path is short: the mvu's ready is its own state.)"""
+def _window_gap(graph, folding, cyc, node, idx) -> tuple[int, bool] | None:
+    """For an input fed by a window-parallel swg: (windows the FIFO must hold, whether a direct connection will
+    do), else None. The swg walks on through positions that end no window while its output register holds
+    one, but it cannot emit ahead: the consumer waits through the longest gap between two windows (a row change,
+    or the frame change: the next frame's first K_H - 1 rows) unless the FIFO holds enough windows to cover it
+    at the consumer's pace. A direct connection (no FIFO: the widest streams of a design) needs the consumer to
+    spend the whole gap on one window, take the swg's width, and be an mvu (its ready is its own state)."""
     s = node.inputs[idx]
-    if node.kind != "mvu" or node.params.get("DEPTHWISE") or len(graph.consumers(s.tensor)) != 1:
-        return False
     prod = graph.producer(s.tensor)
     ppe, psimd = graph.fold_of(folding, prod.name)
-    pe, simd = graph.fold_of(folding, node.name)
-    if prod.kind != "swg" or psimd != prod.wide_simd() or prod.out_lanes(ppe, psimd) != simd:
-        return False
+    if prod.kind != "swg" or psimd != prod.wide_simd():
+        return None
     from ..rtl.swg import wide_geometry
     p = prod.params
     g = wide_geometry((p["IFM_DIM_H"], p["IFM_DIM_W"]), (p["K_H"], p["K_W"]), (p["STRIDE_H"], p["STRIDE_W"]),
                       p["PADS"])
-    gap = p["STRIDE_H"] * g["WS"] - (p["OFM_DIM_W"] - 1) * p["STRIDE_W"]
-    return (node.params["MH"] // pe) * (node.params["MW"] // simd) >= max(gap, p["STRIDE_W"])
+    windows = p["OFM_DIM_H"] * p["OFM_DIM_W"]
+    row_gap = p["STRIDE_H"] * g["WS"] - (p["OFM_DIM_W"] - 1) * p["STRIDE_W"]
+    frame_gap = g["HS"] * g["WS"] - (g["LAST_Y"] * g["WS"] + g["LAST_X"]) + (p["K_H"] - 1) * g["WS"] + p["K_W"] - 1
+    per_window = max(1.0, cyc[node.name] / windows)
+    need = -(-max(row_gap, frame_gap, p["STRIDE_W"]) // int(per_window))
+    pe, simd = graph.fold_of(folding, node.name)
+    direct = (need <= 1 and node.kind == "mvu" and not node.params.get("DEPTHWISE")
+              and len(graph.consumers(s.tensor)) == 1 and prod.out_lanes(ppe, psimd) == simd)
+    return need, direct
 
 
 def size_fifos(graph, folding: dict) -> dict[str, list[int]]:
@@ -204,8 +210,18 @@ def size_fifos(graph, folding: dict) -> dict[str, list[int]]:
                     burst = min(sf, -(-(nf - 1) * sf * in_beats // period) + 2)
                     if burst > depth:
                         depth, reason = burst, f"burst (input replayed for {nf - 1} folds of {sf} beats)"
-            if depth == MIN_DEPTH and _direct_window(graph, folding, n, i):
+            if n.kind == "swg" and simd == n.wide_simd():
+                # the walk to the next frame's first window takes the first K_H - 1 - PAD_TOP rows and a few
+                # pixels in one go: held here, the producer delivers them while the swg waits on its consumer
+                p = n.params
+                ahead = max(0, p["K_H"] - 1 - p["PADS"][0]) * p["IFM_DIM_W"] + max(0, p["K_W"] - p["PADS"][1])
+                if ahead + 2 > depth:
+                    depth, reason = ahead + 2, f"window-parallel swg: the next frame's first {ahead} pixels"
+            gap = _window_gap(graph, folding, cyc, n, i)
+            if gap is not None and gap[1] and depth == MIN_DEPTH and len(n.inputs) == 1:
                 depth, reason = 0, "none: the window generator's output register holds the next window"
+            elif gap is not None and gap[0] * bpp + 2 > depth:
+                depth, reason = gap[0] * bpp + 2, f"window gaps ({gap[0]} windows at the consumer's pace)"
             if len(n.inputs) > 1:
                 # join: this input must hold the other inputs' lead over it, measured at the common fork
                 for o, so in enumerate(n.inputs):

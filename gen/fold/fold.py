@@ -35,6 +35,7 @@ RAM_STYLES = ("auto", "block", "distributed", "registers")
 # a LUT-ROM weight memory moves to block RAM only when that saves at least this many LUTs per RAMB18
 # (shallow ROMs are cheap in LUTs - synthesis shares their identical columns - and would waste most of a RAMB18)
 MIN_LUT_PER_BRAM18 = 24.0
+LUT_BOUND = 0.5  # ... and only in a design using at least this share of its LUT budget
 
 
 # ------------------------------------------------------------------------------------------------ fold file
@@ -177,10 +178,11 @@ def _assemble(groups, budget, fixed_fifo):
     return folding
 
 
-def _align_swg(graph, folding, budget):
-    """An swg feeding an mvu (not tied) takes the mvu's SIMD where legal and not slower than `budget`."""
+def _align_swg(graph, folding, budget, fixed=None):
+    """An swg feeding an mvu (not tied, SIMD not fixed by the fold file) takes the mvu's SIMD where legal and
+    not slower than `budget`."""
     for n in graph.nodes:
-        if n.kind != "swg" or n.tie is not None:
+        if n.kind != "swg" or n.tie is not None or "simd" in (fixed or {}).get(n.name, {}):
             continue
         for c, _ in graph.consumers(n.output.tensor):
             if c.kind != "mvu":
@@ -214,7 +216,8 @@ def _weights_to_bram(graph, folding, design, est, cap, margin, fixed, rt) -> boo
     moved = False
     for _, name, delta in sorted(moves, key=lambda m: -m[0]):
         after = E.add(total, delta)
-        if _utilisation(after, cap, margin) >= _utilisation(total, cap, margin):
+        if total["lut"] < LUT_BOUND * cap["lut"] * margin["lut"] or \
+                _utilisation(after, cap, margin) >= _utilisation(total, cap, margin):
             break
         folding[name]["ram_style"] = "block"
         total, moved = after, True
@@ -264,7 +267,7 @@ def fold_design(design, graph, board: dict, fps: float | None = None, fold_file=
 
     def build(budget):
         f = _assemble(groups, budget, fixed)
-        _align_swg(graph, f, max(budget, floor))
+        _align_swg(graph, f, max(budget, floor), fixed)
         for name, fx in fixed.items():
             if "ram_style" in fx:
                 f[name]["ram_style"] = fx["ram_style"]

@@ -451,7 +451,7 @@ def swg_wide_estimate(p: dict) -> dict:
     ctl = _log(g["HS"]) + _log(g["WS"])
     # (Yosys: 3x32x3 8-bit 43 LUT, 64x30x30 1-bit 99, 1x64x64 2-bit padded 45)
     lut = 6.0 + ctl + (pw + 8.0 if any(pads) else 0.0) + (kh - 1) * (lb["lut_mem"] + lb["regs"] / 4.0)
-    ff = 2.0 + ctl + kh * kw * pw + (kh - 1) * lb["regs"]
+    ff = 2.0 + ctl + (2 * kw - 1) * kh * pw + (kh - 1) * lb["regs"]  # window (its first column unread) + output
     return dict(lut=lut, ff=ff, bram18=int((kh - 1) * lb["bram18"]), dsp=0)
 
 
