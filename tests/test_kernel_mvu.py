@@ -122,6 +122,14 @@ EDGE = [
          ifm_dim=1, k=1, rq="none"),
     dict(kind="conv", pe=4, simd=27, w_bits=1, a_bits=8, w_bipolar=True, ifm_ch=3, ofm_ch=8, ifm_dim=4, k=3,
          rq="none", ram_style="block"),
+    # compressor trees (>= 6 unsigned group sums): XNOR conv (12 groups), XNOR dense with a short last group and
+    # SF > 1, unsigned 2-bit weights x {0, 1} activations
+    dict(kind="conv", pe=2, simd=36, w_bits=1, a_bits=1, w_bipolar=True, a_bipolar=True, ifm_ch=4, ofm_ch=4,
+         ifm_dim=4, k=3, rq="thresholds", o_bipolar=True),
+    dict(kind="dense", pe=2, simd=64, w_bits=1, a_bits=1, w_bipolar=True, a_bipolar=True, ifm_ch=128, ofm_ch=4,
+         ifm_dim=1, k=1, rq="none"),
+    dict(kind="dense", pe=1, simd=24, w_bits=2, a_bits=1, w_signed=False, ifm_ch=48, ofm_ch=3, ifm_dim=1, k=1,
+         rq="none"),
     # weight memory kinds: block RAM ($readmemh), the bit-sliced LUT ROM (here 3 PE x 12 words), registers
     dict(kind="conv", pe=2, simd=4, w_bits=4, a_bits=4, ifm_ch=4, ofm_ch=4, ifm_dim=4, k=3, rq="thresholds",
          ram_style="block"),

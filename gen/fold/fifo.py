@@ -159,13 +159,15 @@ class _Needs:
         return order
 
 
-def _window_gap(graph, folding, cyc, node, idx) -> tuple[int, bool] | None:
-    """For an input fed by a window-parallel swg: (windows the FIFO must hold, whether a direct connection will
+def _window_gap(graph, folding, cyc, period, node, idx) -> tuple[int, bool] | None:
+    """For an input fed by a window-parallel swg: (windows a FIFO must hold, whether a direct connection will
     do), else None. The swg walks on through positions that end no window while its output register holds
-    one, but it cannot emit ahead: the consumer waits through the longest gap between two windows (a row change,
-    or the frame change: the next frame's first K_H - 1 rows) unless the FIFO holds enough windows to cover it
-    at the consumer's pace. A direct connection (no FIFO: the widest streams of a design) needs the consumer to
-    spend the whole gap on one window, take the swg's width, and be an mvu (its ready is its own state)."""
+    one, but it cannot emit ahead: at each gap between two windows (a row change; the frame change: the next
+    frame's first K_H - 1 rows) the consumer waits unless the windows held cover the gap at its pace. Per frame
+    it loses sum(max(0, gap - held * its cycles per window)); the smallest holding whose loss still fits the
+    consumer's slack to the bottleneck period is taken: the swg's output register alone (a direct connection:
+    the widest streams of a design; the consumer must take the swg's width, be an mvu - its ready is its own
+    state - and be the stream's only consumer), a 2-deep FIFO, or a FIFO covering the longest gap."""
     s = node.inputs[idx]
     prod = graph.producer(s.tensor)
     ppe, psimd = graph.fold_of(folding, prod.name)
@@ -179,11 +181,30 @@ def _window_gap(graph, folding, cyc, node, idx) -> tuple[int, bool] | None:
     row_gap = p["STRIDE_H"] * g["WS"] - (p["OFM_DIM_W"] - 1) * p["STRIDE_W"]
     frame_gap = g["HS"] * g["WS"] - (g["LAST_Y"] * g["WS"] + g["LAST_X"]) + (p["K_H"] - 1) * g["WS"] + p["K_W"] - 1
     per_window = max(1.0, cyc[node.name] / windows)
-    need = -(-max(row_gap, frame_gap, p["STRIDE_W"]) // int(per_window))
     pe, simd = graph.fold_of(folding, node.name)
-    direct = (need <= 1 and node.kind == "mvu" and not node.params.get("DEPTHWISE")
-              and len(graph.consumers(s.tensor)) == 1 and prod.out_lanes(ppe, psimd) == simd)
-    return need, direct
+    bpw = max(1, -(-prod.out_lanes(ppe, psimd) // max(1, simd)))  # consumer beats per window
+
+    def loss(held):
+        cover = held * per_window
+        return ((p["OFM_DIM_H"] - 1) * max(0.0, row_gap - cover) + max(0.0, frame_gap - cover)
+                + windows * max(0.0, p["STRIDE_W"] - per_window))
+    slack = period - cyc[node.name]
+    direct_ok = (node.kind == "mvu" and not node.params.get("DEPTHWISE") and bpw == 1
+                 and len(graph.consumers(s.tensor)) == 1)
+    if direct_ok and loss(1) <= slack:
+        return 0, True
+    if loss(1 + MIN_DEPTH // bpw) <= slack:
+        return 1, False
+    return -(-max(row_gap, frame_gap) // int(per_window)), False
+
+
+def _swg_gaps_matter(graph, folding, cyc, period, swg) -> bool:
+    """Whether a consumer of this window-parallel swg needs more than a 2-deep FIFO (see _window_gap)."""
+    for c, i in graph.consumers(swg.output.tensor):
+        gap = _window_gap(graph, folding, cyc, period, c, i)
+        if gap is not None and gap[0] > 1:
+            return True
+    return False
 
 
 def size_fifos(graph, folding: dict) -> dict[str, list[int]]:
@@ -210,17 +231,17 @@ def size_fifos(graph, folding: dict) -> dict[str, list[int]]:
                     burst = min(sf, -(-(nf - 1) * sf * in_beats // period) + 2)
                     if burst > depth:
                         depth, reason = burst, f"burst (input replayed for {nf - 1} folds of {sf} beats)"
-            if n.kind == "swg" and simd == n.wide_simd():
+            if n.kind == "swg" and simd == n.wide_simd() and _swg_gaps_matter(graph, folding, cyc, period, n):
                 # the walk to the next frame's first window takes the first K_H - 1 - PAD_TOP rows and a few
                 # pixels in one go: held here, the producer delivers them while the swg waits on its consumer
                 p = n.params
                 ahead = max(0, p["K_H"] - 1 - p["PADS"][0]) * p["IFM_DIM_W"] + max(0, p["K_W"] - p["PADS"][1])
                 if ahead + 2 > depth:
                     depth, reason = ahead + 2, f"window-parallel swg: the next frame's first {ahead} pixels"
-            gap = _window_gap(graph, folding, cyc, n, i)
+            gap = _window_gap(graph, folding, cyc, period, n, i)
             if gap is not None and gap[1] and depth == MIN_DEPTH and len(n.inputs) == 1:
                 depth, reason = 0, "none: the window generator's output register holds the next window"
-            elif gap is not None and gap[0] * bpp + 2 > depth:
+            elif gap is not None and gap[0] > 1 and gap[0] * bpp + 2 > depth:
                 depth, reason = gap[0] * bpp + 2, f"window gaps ({gap[0]} windows at the consumer's pace)"
             if len(n.inputs) > 1:
                 # join: this input must hold the other inputs' lead over it, measured at the common fork

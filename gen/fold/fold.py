@@ -214,11 +214,14 @@ def _weights_to_bram(graph, folding, design, est, cap, margin, fixed, rt) -> boo
         if d_bram > 0 and d_lut >= MIN_LUT_PER_BRAM18 * d_bram:
             moves.append((d_lut / d_bram, n.name, {q: blk[q] - now[q] for q in E.QUANTITIES}))
     moved = False
-    for _, name, delta in sorted(moves, key=lambda m: -m[0]):
+    # best saving per RAMB18 first (savings within 10% of each other: the bigger one first); a move that would
+    # raise the highest utilisation is skipped, a smaller one may still fit
+    for _, name, delta in sorted(moves, key=lambda m: (-round(math.log(m[0], 1.1)), m[2]["lut"])):
         after = E.add(total, delta)
-        if total["lut"] < LUT_BOUND * cap["lut"] * margin["lut"] or \
-                _utilisation(after, cap, margin) >= _utilisation(total, cap, margin):
+        if total["lut"] < LUT_BOUND * cap["lut"] * margin["lut"]:
             break
+        if _utilisation(after, cap, margin) >= _utilisation(total, cap, margin):
+            continue
         folding[name]["ram_style"] = "block"
         total, moved = after, True
     return moved

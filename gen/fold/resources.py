@@ -130,7 +130,7 @@ def thr_bram18(lanes: int, idx: int, nthr: int, vb: int) -> int:
 
 
 def mvu_derived(p: dict) -> dict:
-    from ..rtl.mvu import datapath, pair_lanes, pair_range, product_range
+    from ..rtl.mvu import compressor, datapath, pair_lanes, pair_range, product_range
     pe, simd, mw, mh = int(p["PE"]), int(p["SIMD"]), int(p["MW"]), int(p["MH"])
     dw = bool(p.get("DEPTHWISE", False))
     lanes = 1 if dw else simd
@@ -162,7 +162,8 @@ def mvu_derived(p: dict) -> dict:
     stages = max(1, clog2(nthr + 1)) if nthr else 0
     o_bits = int(p.get("O_BITS") or (stages if rq == "thresholds" else acc))
     rq_lat = stages + 1 if rq == "thresholds" else (4 if rq == "multshift" else 0)
-    tree_regs = sum(1 for lv in levels[1:] if lv["reg"])
+    comp = None if pairs or use_dsp or dw else compressor(group, levels, p_lo)
+    tree_regs = comp.regs if comp else sum(1 for lv in levels[1:] if lv["reg"])
     lat = 2 + tree_regs + 1 + rq_lat
     need_ibuf = (not dw) and nf > 1
     ib_style = ram_style_for(simd * ab * sf, sf)
@@ -173,8 +174,10 @@ def mvu_derived(p: dict) -> dict:
                 mb=int(p.get("RQ_MB") or 0), group=group, pairs=pairs,
                 # per PE: the first stage's output bits, the adder tree's adder bits and register bits
                 first_bits=levels[0]["n"] * levels[0]["w"],
-                tree_bits=sum(lv["adds"] * lv["w"] for lv in levels[1:]),
-                tree_reg_bits=sum(lv["n"] * lv["w"] for lv in levels[1:] if lv["reg"]))
+                tree_bits=0 if comp else sum(lv["adds"] * lv["w"] for lv in levels[1:]),
+                tree_reg_bits=comp.reg_bits if comp else sum(lv["n"] * lv["w"] for lv in levels[1:] if lv["reg"]),
+                # compressor tree instead: counter LUTs and the final adder
+                comp_luts=(comp.luts + comp.out_w) if comp else 0)
 
 
 def _mvu_mem(d) -> dict:
@@ -217,7 +220,8 @@ def _mvu_lut(p):
             mem["lut_mem"] + mem["regs"] / 4.0,
             k * d["pe"] * d["tree_bits"],                                                # adder tree
             # deep block-RAM weights: RAMB18s stacked in depth (512 x 36 each) and a read multiplexer
-            d["pe"] * d["ww"] * (math.ceil(d["wdepth"] / 512) - 1) if d["w_style"] == "block" else 0.0]
+            d["pe"] * d["ww"] * (math.ceil(d["wdepth"] / 512) - 1) if d["w_style"] == "block" else 0.0,
+            k * d["pe"] * d["comp_luts"]]                                              # compressor tree
 
 
 def _mvu_ff(p):

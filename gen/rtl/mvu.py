@@ -68,6 +68,16 @@ def datapath(lanes: int, p_lo: int, p_hi: int, acc_bits: int, *, lane_in: int, g
     return group, gcnt, levels
 
 
+def compressor(group: int, levels: list[dict], p_lo: int, tree_reg_every: int = 2):
+    """The compressor-tree plan (gen/rtl/compress.py) replacing the adder tree above the group sums, or None:
+    used for unsigned group sums (XNOR counts, unsigned narrow products) of at least 6 groups. Shared by the RTL
+    and the resource model."""
+    from .compress import plan
+    if group < 2 or p_lo < 0 or levels[0]["n"] < 6:
+        return None
+    return plan(levels[0]["n"], levels[0]["w"], levels[-1]["w"], reg_every=tree_reg_every)
+
+
 def acc_range(w: np.ndarray, a_lo: int, a_hi: int, bias=None) -> tuple[int, int]:
     """Exact accumulator range over all inputs in [a_lo, a_hi], per channel, then over channels."""
     w = np.asarray(w, dtype=np.int64)
@@ -155,7 +165,8 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
                                    lane_in=(1 if w_bipolar else w_bits) + (1 if a_bipolar else a_bits),
                                    grouped=not (use_dsp or depthwise), lut_inputs=lut_inputs,
                                    tree_reg_every=tree_reg_every, pairs=pairs)
-    tree_regs = sum(1 for lv in levels[1:] if lv["reg"])
+    comp = None if pairs else compressor(group, levels, p_lo, tree_reg_every)
+    tree_regs = comp.regs if comp else sum(1 for lv in levels[1:] if lv["reg"])
     # -- memories -------------------------------------------------------------------------------------------
     ww = lanes * w_bits
     wdepth = nf * sf
@@ -198,6 +209,12 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
                     col |= ((wd >> b) & 1) << d
                 t |= col << (b * w_dp)
             w_tables.append(f"{ww * w_dp}'h{t:x}")
+    comp_sv, pops = "", {}
+    if comp is not None:
+        from .compress import counter_tables, verilog
+        comp_sv = verilog(comp, "cs0", "tree_sum")
+        used = {len(grp) for st in comp.stages for grp, _ in st.counters}
+        pops = {n: t for n, t in counter_tables().items() if n in used}
     need_ibuf = (not depthwise) and nf > 1
     ibuf_style = ram_style_for(simd * a_bits * sf, sf)
 
@@ -234,7 +251,8 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         SFW=clog2(sf), NFW=clog2(nf), PIXW=clog2(num_pix), WDEPTH=wdepth, WAW=clog2(wdepth), WW=ww,
         W_BITS=w_bits, A_BITS=a_bits, W_SIGNED=w_signed, A_SIGNED=a_signed, W_BIPOLAR=w_bipolar,
         A_BIPOLAR=a_bipolar, XNOR=xnor, USE_DSP=use_dsp, P=P, LEVELS=levels, TREE_REGS=tree_regs,
-        GROUP=group, GCNT=gcnt, GTABS=gtabs, PAIRS=pairs, NPAIR=len(gcnt),
+        GROUP=group, GCNT=gcnt, GTABS=gtabs, PAIRS=pairs, NPAIR=len(gcnt), COMP=comp is not None,
+        COMP_SV=comp_sv, POPS=pops, OUT_W=levels[-1]["w"],
         A_LANE=(f"$signed(act1[k*{a_bits} +: {a_bits}])" if a_signed else
                 f"$signed({{1'b0, act1[k*{a_bits} +: {a_bits}]}})"), P0=levels[0]["w"], SG="signed " if p_lo < 0 else "",
         ACC_BITS=acc_bits, O_BITS=o_bits, HAS_BIAS=has_bias, NEED_IBUF=need_ibuf, IBUF_RAM_STYLE=ibuf_style,
