@@ -131,22 +131,17 @@ def _window_parallel_fold(graph, split: bool) -> dict:
     return fixed
 
 
-@pytest.mark.parametrize("kind,seed,expect", [("residual", 0, "direct"), ("conv", 5, "gap"), ("conv", 1, "split")])
+@pytest.mark.parametrize("kind,seed,expect", [("residual", 0, "direct"), ("conv", 0, "direct"), ("conv", 1, "split")])
 def test_window_parallel_swg(kind, seed, expect, tmp_path):
-    """The window-parallel swg in a whole accelerator: a direct swg -> mvu connection (no FIFO), a FIFO sized
-    for the swg's gaps between windows, a split dwc; RTL == golden under back-pressure, LAST_INTERVAL at the
-    analytic rate."""
+    """The window-parallel swg in a whole accelerator: direct swg -> mvu connections (no FIFO; one next to a
+    residual join), a split dwc; RTL == golden under back-pressure, LAST_INTERVAL at the analytic rate."""
     from gen.fold import fold_design
-    from gen.fold.fifo import fifo_reasons
     design = _random_design(kind, seed, tmp_path)
     graph = build_hw_graph(design, dma_bits=64)
     fixed = _window_parallel_fold(graph, expect == "split")
     folding = fold_design(design, graph, load_board("zybo-z7"), fold_file=fixed)
     wide = [n for n in graph.nodes if n.kind == "swg" and folding[n.name]["simd"] == n.wide_simd()]
     assert wide
-    reasons = [r for rs in fifo_reasons(graph, folding).values() for r in rs]
     if expect == "direct":
         assert any(0 in (folding[n.name].get("fifo") or []) for n in graph.nodes)
-    elif expect == "gap":
-        assert any(r.startswith("window gaps") for r in reasons)
     check_design(design, tmp_path, folding=folding)

@@ -196,3 +196,23 @@ def test_resource_model_on_calibration_points():
             assert e["bram18"] == pytest.approx(m["bram18"], rel=0.15, abs=1), v["name"]
         assert e["dsp"] == m["dsp"], v["name"]
     assert np.mean(errs) < 0.15 and np.max(errs) < 0.8
+
+
+def test_window_parallel_swg_buffering_by_simulation():
+    """gen/fold/fifo.py's model of a window-parallel swg and its consumer: a consumer faster than the windows'
+    pace needs no buffer; a frame change longer than a slow consumer's window time costs rate unless windows
+    are buffered, and more buffering never hurts."""
+    from gen.fold.fifo import _pair_interval
+    from gen.rtl.swg import wide_geometry
+    g = wide_geometry((32, 32), (3, 3), (1, 1), (0, 0, 0, 0))
+    real = tuple(a == "1" and b == "1" for a in reversed(g["REAL_ROW"]) for b in reversed(g["REAL_COL"]))
+    emit = tuple(a == "1" and b == "1" for a in reversed(g["OUT_ROW"]) for b in reversed(g["OUT_COL"]))
+    assert sum(emit) == 900 and len(real) == 1024
+    # consumer 1 cycle per window: the swg's own 1,024 positions set the rate
+    assert _pair_interval(real, emit, 1.0, 70, 1, 1) == 1024
+    # 4 cycles per window (3,600 per frame): the 67-position frame change starves it without a buffer ...
+    direct = _pair_interval(real, emit, 1.0, 70, 4, 1)
+    assert direct > 3600
+    # ... and 17 buffered windows (67 / 4) cover it
+    rates = [_pair_interval(real, emit, 1.0, 70, 4, h) for h in (1, 3, 5, 9, 17, 33)]
+    assert rates == sorted(rates, reverse=True) and rates[-2] == 3600

@@ -27,6 +27,8 @@ power-of-two memory + a 4-entry output queue (capacity 2^k + 4), in LUTRAM or bl
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..rtl.common import pow2_at_least
@@ -159,15 +161,49 @@ class _Needs:
         return order
 
 
-def _window_gap(graph, folding, cyc, period, node, idx) -> tuple[int, bool] | None:
-    """For an input fed by a window-parallel swg: (windows a FIFO must hold, whether a direct connection will
-    do), else None. The swg walks on through positions that end no window while its output register holds
-    one, but it cannot emit ahead: at each gap between two windows (a row change; the frame change: the next
-    frame's first K_H - 1 rows) the consumer waits unless the windows held cover the gap at its pace. Per frame
-    it loses sum(max(0, gap - held * its cycles per window)); the smallest holding whose loss still fits the
-    consumer's slack to the bottleneck period is taken: the swg's output register alone (a direct connection:
-    the widest streams of a design; the consumer must take the swg's width, be an mvu - its ready is its own
-    state - and be the stream's only consumer), a 2-deep FIFO, or a FIFO covering the longest gap."""
+@functools.lru_cache(maxsize=4096)
+def _pair_interval(real: tuple, emit: tuple, r: float, din: int, c: int, held: int, frames: int = 4) -> float:
+    """Cycles per frame, in steady state, of a window-parallel swg and its consumer: the swg steps one padded
+    position per cycle (`real` positions take an input pixel, which arrives every `r` cycles into a FIFO of `din`
+    pixels; `emit` positions put a window into `held` slots: its output register and the FIFO after it); the
+    consumer takes a window whenever it is free and is then busy for `c` cycles."""
+    n = len(real)
+    t, pos, frame, avail, credit, buf, busy, done = 0, 0, 0, 0, 0.0, 0, 0, []
+    taken = 0
+    per_frame = sum(emit)
+    limit = frames * (n + per_frame * c) * 4 + 1000
+    while len(done) < frames and t < limit:
+        if buf and t >= busy:  # the consumer takes a window (the same cycle the swg may put one)
+            buf -= 1
+            busy = t + c
+            taken += 1
+            if taken % per_frame == 0:
+                done.append(t)
+        credit += 1.0 / r  # the producer upstream: one pixel every r cycles while the input FIFO has room
+        if credit >= 1.0:
+            if avail < din:
+                avail += 1
+            credit -= 1.0
+        if (not real[pos] or avail) and (not emit[pos] or buf < held):
+            if real[pos]:
+                avail -= 1
+            if emit[pos]:
+                buf += 1
+            pos += 1
+            if pos == n:
+                pos, frame = 0, frame + 1
+        t += 1
+    return float(done[-1] - done[-2]) if len(done) >= 2 else float("inf")
+
+
+def _window_gap(graph, folding, cyc, period, node, idx) -> tuple[int, bool, int] | None:
+    """For an input fed by a window-parallel swg: (FIFO depth in windows, whether a direct connection will do,
+    the swg's input FIFO depth), else None. The swg walks on through positions that end no window while its output register holds one, but
+    it cannot emit ahead, so gaps between windows (row and frame changes) starve its consumer, and a consumer
+    slower than the stride stalls the walk, unless windows are buffered. The smallest buffer whose simulated
+    rate (_pair_interval, frames back to back) keeps up with the bottleneck period is taken: the swg's output
+    register alone (a direct connection: the widest streams of a design; the consumer must take the swg's width,
+    be an mvu - its ready is its own state - and be the stream's only consumer), or a FIFO of 2, 4, ... 32."""
     s = node.inputs[idx]
     prod = graph.producer(s.tensor)
     ppe, psimd = graph.fold_of(folding, prod.name)
@@ -177,34 +213,35 @@ def _window_gap(graph, folding, cyc, period, node, idx) -> tuple[int, bool] | No
     p = prod.params
     g = wide_geometry((p["IFM_DIM_H"], p["IFM_DIM_W"]), (p["K_H"], p["K_W"]), (p["STRIDE_H"], p["STRIDE_W"]),
                       p["PADS"])
-    windows = p["OFM_DIM_H"] * p["OFM_DIM_W"]
-    row_gap = p["STRIDE_H"] * g["WS"] - (p["OFM_DIM_W"] - 1) * p["STRIDE_W"]
-    frame_gap = g["HS"] * g["WS"] - (g["LAST_Y"] * g["WS"] + g["LAST_X"]) + (p["K_H"] - 1) * g["WS"] + p["K_W"] - 1
-    per_window = max(1.0, cyc[node.name] / windows)
+    real = tuple(a == "1" and b == "1" for a in reversed(g["REAL_ROW"]) for b in reversed(g["REAL_COL"]))
+    emit = tuple(a == "1" and b == "1" for a in reversed(g["OUT_ROW"]) for b in reversed(g["OUT_COL"]))
+    windows = sum(emit)
+    pixels = p["IFM_DIM_H"] * p["IFM_DIM_W"]
+    up = graph.producer(prod.inputs[0].tensor)
+    r = max(1.0, cyc[up.name] / pixels)
+    c = max(1, round(cyc[node.name] / windows))
     pe, simd = graph.fold_of(folding, node.name)
     bpw = max(1, -(-prod.out_lanes(ppe, psimd) // max(1, simd)))  # consumer beats per window
-
-    def loss(held):
-        cover = held * per_window
-        return ((p["OFM_DIM_H"] - 1) * max(0.0, row_gap - cover) + max(0.0, frame_gap - cover)
-                + windows * max(0.0, p["STRIDE_W"] - per_window))
-    slack = period - cyc[node.name]
     direct_ok = (node.kind == "mvu" and not node.params.get("DEPTHWISE") and bpw == 1
                  and len(graph.consumers(s.tensor)) == 1)
-    if direct_ok and loss(1) <= slack:
-        return 0, True
-    if loss(1 + MIN_DEPTH // bpw) <= slack:
-        return 1, False
-    return -(-max(row_gap, frame_gap) // int(per_window)), False
+    target = period * 1.005
+    # the swg's input FIFO: 2 deep, or the next frame's first K_H - 1 - PAD_TOP rows and a few pixels, which
+    # its walk to the first window takes in one go (held there, the producer delivers them meanwhile)
+    deep = max(0, p["K_H"] - 1 - p["PADS"][0]) * p["IFM_DIM_W"] + max(0, p["K_W"] - p["PADS"][1]) + 2
+    # (a swg near the bottleneck rate gets the deep one anyway: the producer's own bubbles would cost rate)
+    for din in sorted({MIN_DEPTH, deep}) if cyc[prod.name] < 0.9 * period else [deep]:
+        if direct_ok and _pair_interval(real, emit, r, din, c, 1) <= target:
+            return 0, True, din
+        for d in (MIN_DEPTH, 4, 8, 16, SRL_MAX):
+            if _pair_interval(real, emit, r, din, c, 1 + d // bpw) <= target:
+                return d // bpw, False, din
+    return SRL_MAX // bpw, False, deep
 
 
-def _swg_gaps_matter(graph, folding, cyc, period, swg) -> bool:
-    """Whether a consumer of this window-parallel swg needs more than a 2-deep FIFO (see _window_gap)."""
-    for c, i in graph.consumers(swg.output.tensor):
-        gap = _window_gap(graph, folding, cyc, period, c, i)
-        if gap is not None and gap[0] > 1:
-            return True
-    return False
+def _swg_input_depth(graph, folding, cyc, period, swg) -> int:
+    """A window-parallel swg's input FIFO depth, as its consumers' buffering needs it (see _window_gap)."""
+    return max([MIN_DEPTH] + [gap[2] for c, i in graph.consumers(swg.output.tensor)
+                              if (gap := _window_gap(graph, folding, cyc, period, c, i)) is not None])
 
 
 def size_fifos(graph, folding: dict) -> dict[str, list[int]]:
@@ -231,18 +268,15 @@ def size_fifos(graph, folding: dict) -> dict[str, list[int]]:
                     burst = min(sf, -(-(nf - 1) * sf * in_beats // period) + 2)
                     if burst > depth:
                         depth, reason = burst, f"burst (input replayed for {nf - 1} folds of {sf} beats)"
-            if n.kind == "swg" and simd == n.wide_simd() and _swg_gaps_matter(graph, folding, cyc, period, n):
-                # the walk to the next frame's first window takes the first K_H - 1 - PAD_TOP rows and a few
-                # pixels in one go: held here, the producer delivers them while the swg waits on its consumer
-                p = n.params
-                ahead = max(0, p["K_H"] - 1 - p["PADS"][0]) * p["IFM_DIM_W"] + max(0, p["K_W"] - p["PADS"][1])
-                if ahead + 2 > depth:
-                    depth, reason = ahead + 2, f"window-parallel swg: the next frame's first {ahead} pixels"
+            if n.kind == "swg" and simd == n.wide_simd():
+                din = _swg_input_depth(graph, folding, cyc, period, n)
+                if din > depth:
+                    depth, reason = din, "window-parallel swg: the next frame's first rows"
             gap = _window_gap(graph, folding, cyc, period, n, i)
             if gap is not None and gap[1] and depth == MIN_DEPTH and len(n.inputs) == 1:
                 depth, reason = 0, "none: the window generator's output register holds the next window"
-            elif gap is not None and gap[0] > 1 and gap[0] * bpp + 2 > depth:
-                depth, reason = gap[0] * bpp + 2, f"window gaps ({gap[0]} windows at the consumer's pace)"
+            elif gap is not None and gap[0] * bpp > depth:
+                depth, reason = gap[0] * bpp, f"window gaps ({gap[0]} windows buffered for the consumer's pace)"
             if len(n.inputs) > 1:
                 # join: this input must hold the other inputs' lead over it, measured at the common fork
                 for o, so in enumerate(n.inputs):
