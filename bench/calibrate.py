@@ -46,15 +46,16 @@ def _rq_bip(rng, ch, lo, hi):
 
 
 def _mvu(name, mh, mw, pe, simd, wb, ab, rq="none", nthr=3, num_pix=1, ram_style="auto", use_dsp=None,
-         depthwise=False, bias=False, narrow=False):
-    """narrow: weights and (signed) activations in {-1, 0, 1}, as Brevitas' narrow-range 2-bit quantisers give."""
+         depthwise=False, bias=False, narrow=False, ternary=False):
+    """narrow: weights and (signed) activations in {-1, 0, 1}, as Brevitas' narrow-range 2-bit quantisers give;
+    ternary: weights only in {-1, 0, 1} (a W2A2 net's first layer)."""
     from gen.rtl.mvu import render_mvu
     from gen.rtl.requant import RequantSpec
     rng = np.random.default_rng(abs(hash((mh, mw, pe, simd, wb, ab))) % 2**32)
     xnor = wb == 1 and ab == 1
     if wb == 1:
         w = np.where(rng.random((mh, mw)) < 0.5, -1, 1)
-    elif narrow:
+    elif narrow or ternary:
         w = rng.integers(-1, 2, size=(mh, mw))
     else:
         w = rng.integers(-(1 << (wb - 1)), 1 << (wb - 1), size=(mh, mw))
@@ -145,6 +146,8 @@ POINTS = [
     # CNV-W1A1 at ~12k fps: the 8-bit first layer in lane pairs, conv_7 two ways, a deep ROM moved to block RAM
     ("mvu_x_64x27_p8s27_a8", _mvu, dict(mh=64, mw=27, pe=8, simd=27, wb=1, ab=8, rq="thresholds", nthr=1,
                                         num_pix=900), False),
+    ("mvu_2n_64x27_p4s27_a8", _mvu, dict(mh=64, mw=27, pe=4, simd=27, wb=2, ab=8, rq="thresholds", nthr=3,
+                                         num_pix=900, ternary=True), False),
     ("mvu_x_64x576_p64s64", _mvu, dict(mh=64, mw=576, pe=64, simd=64, wb=1, ab=1, rq="thresholds", nthr=1,
                                        num_pix=784), False),
     ("mvu_x_64x576_p8s576", _mvu, dict(mh=64, mw=576, pe=8, simd=576, wb=1, ab=1, rq="thresholds", nthr=1,

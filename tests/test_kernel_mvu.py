@@ -122,6 +122,12 @@ EDGE = [
          ifm_dim=1, k=1, rq="none"),
     dict(kind="conv", pe=4, simd=27, w_bits=1, a_bits=8, w_bipolar=True, ifm_ch=3, ofm_ch=8, ifm_dim=4, k=3,
          rq="none", ram_style="block"),
+    # ternary weights x wide activations (select and negate per lane): a W2A2 net's 8-bit first layer with a
+    # bias and NF > 1, signed 4-bit activations x {-1, 0, 1} weights held in 4-bit codes
+    dict(kind="conv", pe=2, simd=9, w_bits=2, a_bits=8, w_signed=True, ifm_ch=3, ofm_ch=4, ifm_dim=4, k=3,
+         rq="thresholds", bias=True, w_range=(-1, 1)),
+    dict(kind="dense", pe=1, simd=5, w_bits=4, a_bits=4, w_signed=True, a_signed=True, ifm_ch=10, ofm_ch=3,
+         ifm_dim=1, k=1, rq="none", w_range=(-1, 1)),
     # compressor trees (>= 6 unsigned group sums): XNOR conv (12 groups), XNOR dense with a short last group and
     # SF > 1, unsigned 2-bit weights x {0, 1} activations
     dict(kind="conv", pe=2, simd=36, w_bits=1, a_bits=1, w_bipolar=True, a_bipolar=True, ifm_ch=4, ofm_ch=4,

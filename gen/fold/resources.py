@@ -130,7 +130,7 @@ def thr_bram18(lanes: int, idx: int, nthr: int, vb: int) -> int:
 
 
 def mvu_derived(p: dict) -> dict:
-    from ..rtl.mvu import compressor, datapath, pair_lanes, pair_range, product_range
+    from ..rtl.mvu import compressor, datapath, pair_lanes, pair_range, product_range, ternary_lanes
     pe, simd, mw, mh = int(p["PE"]), int(p["SIMD"]), int(p["MW"]), int(p["MH"])
     dw = bool(p.get("DEPTHWISE", False))
     lanes = 1 if dw else simd
@@ -151,9 +151,12 @@ def mvu_derived(p: dict) -> dict:
     ww, wdepth = lanes * wb, nf * sf
     style = p.get("W_STYLE") or ram_style_for(ww * wdepth, wdepth, p.get("RAM_STYLE", "auto"), rom=not runtime)
     use_dsp = bool(p.get("USE_DSP", (not xnor) and wb >= 5 and ab >= 5 and wb > 1 and ab > 1))
-    pairs = pair_lanes(wb == 1, xnor or ab == 1 and a_lo == -1 and a_hi == 1, ab, runtime, dw, lanes)
-    if pairs:
+    a_bip = xnor or ab == 1 and a_lo == -1 and a_hi == 1
+    pairs = pair_lanes(wb == 1, a_bip, ab, runtime, dw, lanes)
+    ternary = ternary_lanes(w_lo, w_hi, wb, ab, wb == 1, a_bip, runtime, use_dsp, dw)
+    if pairs or ternary:
         p_lo, p_hi = pair_range(a_lo, a_hi)
+        P = min(sbits(p_lo, p_hi), acc)
     group, gcnt, levels = datapath(lanes, p_lo, p_hi, acc, lane_in=wb + ab, grouped=not (use_dsp or dw),
                                    pairs=pairs)
     rq = p.get("RQ", "none")
@@ -170,8 +173,8 @@ def mvu_derived(p: dict) -> dict:
     return dict(pe=pe, simd=simd, lanes=lanes, wb=wb, ab=ab, xnor=xnor, nf=nf, sf=sf, acc=acc, P=P, ww=ww,
                 wdepth=wdepth, w_style=style, runtime=runtime, use_dsp=use_dsp, rq=rq, nthr=nthr, vb=vb,
                 stages=stages, o_bits=o_bits, oq_depth=pow2_at_least(lat + 2), need_ibuf=need_ibuf,
-                ib_style=ib_style, bias=bool(p.get("BIAS", False)) or pairs, num_pix=int(p.get("NUM_PIX", 1)),
-                mb=int(p.get("RQ_MB") or 0), group=group, pairs=pairs,
+                ib_style=ib_style, bias=bool(p.get("BIAS", False)) or pairs or ternary, num_pix=int(p.get("NUM_PIX", 1)),
+                mb=int(p.get("RQ_MB") or 0), group=group, pairs=pairs, ternary=ternary,
                 # per PE: the first stage's output bits, the adder tree's adder bits and register bits
                 first_bits=levels[0]["n"] * levels[0]["w"],
                 tree_bits=0 if comp else sum(lv["adds"] * lv["w"] for lv in levels[1:]),
@@ -208,7 +211,7 @@ def _mvu_lut(p):
     ctrl = _log(d["sf"]) + _log(d["nf"]) + _log(d["num_pix"]) + _log(d["wdepth"])
     table = d["group"] > 1 or d["xnor"]
     k = 0.45 if d["wdepth"] == 1 and not d["runtime"] else 1.0  # constant weights: simplified by synthesis
-    small = d["wb"] + d["ab"] <= 6  # a product bit is one LUT of the operand bits
+    small = d["wb"] + d["ab"] <= 6 or d["ternary"]  # a product bit is one LUT of the operand bits
     return [1.0, ctrl,
             # group tables (lane pairs: the per-PE select-and-negate, plus the shared sums and differences)
             k * (d["pe"] + (2 if d["pairs"] else 0)) * d["first_bits"] if table else 0.0,

@@ -34,6 +34,15 @@ def pair_lanes(w_bipolar: bool, a_bipolar: bool, a_bits: int, runtime_writable: 
             and not depthwise and lanes >= 2)
 
 
+def ternary_lanes(w_lo: int, w_hi: int, w_bits: int, a_bits: int, w_bipolar: bool, a_bipolar: bool,
+                  runtime_writable: bool, use_dsp: bool, depthwise: bool, lut_inputs: int = 6) -> bool:
+    """Constant weights in {-1, 0, 1} x multi-bit activations (too wide for a product table, e.g. a 2-bit
+    net's 8-bit first layer): each lane is 0, a or, in ones' complement, -a - 1, one LUT per product bit
+    (instead of a shift-add multiplier); the +1s are counted into each channel's accumulator start."""
+    return (not (w_bipolar or a_bipolar or runtime_writable or use_dsp or depthwise) and w_lo >= -1 and w_hi <= 1
+            and w_bits >= 2 and w_bits + a_bits > lut_inputs)
+
+
 def pair_range(a_lo: int, a_hi: int) -> tuple[int, int]:
     """Range of one lane's ones'-complement product (a or -a-1) in pair mode."""
     return min(a_lo, -a_hi - 1), max(a_hi, -a_lo - 1)
@@ -156,6 +165,14 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
     # all widths are capped at ACC_BITS: two's complement arithmetic modulo 2**ACC_BITS is exact for the sum
     P = min(ubits(p_hi) if p_lo >= 0 else sbits(p_lo, p_hi), acc_bits)
     pairs = pair_lanes(w_bipolar, a_bipolar, a_bits, runtime_writable, depthwise, lanes, lut_inputs)
+    ternary = ternary_lanes(w_lo, w_hi, w_bits, a_bits, w_bipolar, a_bipolar, runtime_writable, use_dsp, depthwise,
+                            lut_inputs)
+    if ternary:
+        p_lo, p_hi = pair_range(a_lo, a_hi)
+        P = min(sbits(p_lo, p_hi), acc_bits)
+        corr = (W == -1).sum(axis=1)
+        if corr.any():
+            bias = corr if bias is None else np.broadcast_to(np.asarray(bias, dtype=np.int64), (mh,)) + corr
     if pairs:
         p_lo, p_hi = pair_range(a_lo, a_hi)
         corr = pair_correction(W, lanes)
@@ -251,7 +268,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         SFW=clog2(sf), NFW=clog2(nf), PIXW=clog2(num_pix), WDEPTH=wdepth, WAW=clog2(wdepth), WW=ww,
         W_BITS=w_bits, A_BITS=a_bits, W_SIGNED=w_signed, A_SIGNED=a_signed, W_BIPOLAR=w_bipolar,
         A_BIPOLAR=a_bipolar, XNOR=xnor, USE_DSP=use_dsp, P=P, LEVELS=levels, TREE_REGS=tree_regs,
-        GROUP=group, GCNT=gcnt, GTABS=gtabs, PAIRS=pairs, NPAIR=len(gcnt), COMP=comp is not None,
+        GROUP=group, GCNT=gcnt, GTABS=gtabs, PAIRS=pairs, NPAIR=len(gcnt), COMP=comp is not None, TERNARY=ternary,
         COMP_SV=comp_sv, POPS=pops, OUT_W=levels[-1]["w"],
         A_LANE=(f"$signed(act1[k*{a_bits} +: {a_bits}])" if a_signed else
                 f"$signed({{1'b0, act1[k*{a_bits} +: {a_bits}]}})"), P0=levels[0]["w"], SG="signed " if p_lo < 0 else "",
