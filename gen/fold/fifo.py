@@ -1,6 +1,6 @@
 """FIFO depths in front of every node input, by analysis of the kernels' production / consumption patterns.
 
-Two effects are sized:
+Three effects are sized:
 
 1. Fork / join skew (deadlock). A stream consumed by several nodes (a fork) whose branches meet again at a
    join (add, concat, the output adapter) advances only while every branch accepts. A branch through a sliding
@@ -17,9 +17,11 @@ Two effects are sized:
    for (NF - 1) * SF cycles without accepting input; its FIFO holds what the producer delivers meanwhile at
    the steady rate (in-beats per frame / bottleneck period), at most SF beats. A dense layer fed slowly
    (e.g. after a conv whose rate sets the period) needs a deep FIFO here, or its producer stalls for the
-   replay every frame. Elsewhere a 2-deep SRL FIFO decouples the handshakes, except between a window-parallel
-   swg and its mvu when the mvu is slow enough per window (`_window_gap`): no FIFO there (they are the
-   widest streams of a design); a slower one gets a FIFO covering the swg's gaps between windows.
+   replay every frame. Elsewhere a 2-deep SRL FIFO decouples the handshakes.
+3. Window-parallel swg (`_window_gap`). It cannot emit ahead of its output register, so its gaps between
+   windows starve a slow consumer and a consumer slower than the stride stalls it: the FIFOs on both sides are
+   the smallest that keep the bottleneck rate in a simulation of the pair, down to none between it and an mvu
+   (the widest streams of a design).
 
 Depths are rounded to what the fifo kernel implements: <= 32 beats: shift registers (SRL); deeper: a
 power-of-two memory + a 4-entry output queue (capacity 2^k + 4), in LUTRAM or block RAM by size.
@@ -168,7 +170,7 @@ def _pair_interval(real: tuple, emit: tuple, r: float, din: int, c: int, held: i
     pixels; `emit` positions put a window into `held` slots: its output register and the FIFO after it); the
     consumer takes a window whenever it is free and is then busy for `c` cycles."""
     n = len(real)
-    t, pos, frame, avail, credit, buf, busy, done = 0, 0, 0, 0, 0.0, 0, 0, []
+    t, pos, avail, credit, buf, busy, done = 0, 0, 0, 0.0, 0, 0, []
     taken = 0
     per_frame = sum(emit)
     limit = frames * (n + per_frame * c) * 4 + 1000
@@ -189,21 +191,20 @@ def _pair_interval(real: tuple, emit: tuple, r: float, din: int, c: int, held: i
                 avail -= 1
             if emit[pos]:
                 buf += 1
-            pos += 1
-            if pos == n:
-                pos, frame = 0, frame + 1
+            pos = (pos + 1) % n
         t += 1
     return float(done[-1] - done[-2]) if len(done) >= 2 else float("inf")
 
 
 def _window_gap(graph, folding, cyc, period, node, idx) -> tuple[int, bool, int] | None:
     """For an input fed by a window-parallel swg: (FIFO depth in windows, whether a direct connection will do,
-    the swg's input FIFO depth), else None. The swg walks on through positions that end no window while its output register holds one, but
-    it cannot emit ahead, so gaps between windows (row and frame changes) starve its consumer, and a consumer
-    slower than the stride stalls the walk, unless windows are buffered. The smallest buffer whose simulated
-    rate (_pair_interval, frames back to back) keeps up with the bottleneck period is taken: the swg's output
-    register alone (a direct connection: the widest streams of a design; the consumer must take the swg's width,
-    be an mvu - its ready is its own state - and be the stream's only consumer), or a FIFO of 2, 4, ... 32."""
+    the swg's input FIFO depth), else None. The swg walks on through positions that end no window while its
+    output register holds one, but it cannot emit ahead, so gaps between windows (row and frame changes) starve
+    its consumer, and a consumer slower than the stride stalls the walk, unless windows are buffered. The
+    smallest buffer whose simulated rate (_pair_interval, frames back to back) keeps up with the bottleneck
+    period is taken: the swg's output register alone (a direct connection: the widest streams of a design; the
+    consumer must take the swg's width, be an mvu - its ready is its own state - and be the stream's only
+    consumer), or a FIFO of 2, 4, ... 32."""
     s = node.inputs[idx]
     prod = graph.producer(s.tensor)
     ppe, psimd = graph.fold_of(folding, prod.name)

@@ -173,7 +173,8 @@ def mvu_derived(p: dict) -> dict:
     return dict(pe=pe, simd=simd, lanes=lanes, wb=wb, ab=ab, xnor=xnor, nf=nf, sf=sf, acc=acc, P=P, ww=ww,
                 wdepth=wdepth, w_style=style, runtime=runtime, use_dsp=use_dsp, rq=rq, nthr=nthr, vb=vb,
                 stages=stages, o_bits=o_bits, oq_depth=pow2_at_least(lat + 2), need_ibuf=need_ibuf,
-                ib_style=ib_style, bias=bool(p.get("BIAS", False)) or pairs or ternary, num_pix=int(p.get("NUM_PIX", 1)),
+                ib_style=ib_style, bias=bool(p.get("BIAS", False)) or pairs or ternary,
+                num_pix=int(p.get("NUM_PIX", 1)),
                 mb=int(p.get("RQ_MB") or 0), group=group, pairs=pairs, ternary=ternary,
                 # per PE: the first stage's output bits, the adder tree's adder bits and register bits
                 first_bits=levels[0]["n"] * levels[0]["w"],

@@ -271,7 +271,8 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         GROUP=group, GCNT=gcnt, GTABS=gtabs, PAIRS=pairs, NPAIR=len(gcnt), COMP=comp is not None, TERNARY=ternary,
         COMP_SV=comp_sv, POPS=pops, OUT_W=levels[-1]["w"],
         A_LANE=(f"$signed(act1[k*{a_bits} +: {a_bits}])" if a_signed else
-                f"$signed({{1'b0, act1[k*{a_bits} +: {a_bits}]}})"), P0=levels[0]["w"], SG="signed " if p_lo < 0 else "",
+                f"$signed({{1'b0, act1[k*{a_bits} +: {a_bits}]}})"), P0=levels[0]["w"],
+        SG="signed " if p_lo < 0 else "",
         ACC_BITS=acc_bits, O_BITS=o_bits, HAS_BIAS=has_bias, NEED_IBUF=need_ibuf, IBUF_RAM_STYLE=ibuf_style,
         W_RAM_STYLE=w_style, W_ATTR=w_attr, W_SLICED=w_sliced, W_DP=w_dp, W_TABLES=w_tables,
         mem_files=list(mem_files), mem_paths=mem_paths, CFG=runtime_writable,
