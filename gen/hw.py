@@ -131,6 +131,13 @@ class HwNode:
             return None
         return p["K_H"] * p["K_W"] * p["IFM_CH"]
 
+    def wide_geometry(self) -> dict:
+        """The padded image an swg walks in window-parallel mode (gen/rtl/swg.py wide_geometry)."""
+        from .rtl.swg import wide_geometry
+        p = self.params
+        return wide_geometry((p["IFM_DIM_H"], p["IFM_DIM_W"]), (p["K_H"], p["K_W"]), (p["STRIDE_H"], p["STRIDE_W"]),
+                             p["PADS"])
+
     def in_lanes(self, pe: int = 1, simd: int = 1) -> list[int]:
         if self.kind == "output":  # scores at SIMD lanes, the class index as one lane
             return [simd] + [1] * (len(self.inputs) - 1)
@@ -152,9 +159,7 @@ class HwNode:
             n = p["N_ELEMS"]
             return max(-(-n // p["DMA_BYTES"]), n // simd)
         if k == "swg" and simd == self.wide_simd():  # one padded-image position per cycle
-            from .rtl.swg import wide_geometry
-            g = wide_geometry((p["IFM_DIM_H"], p["IFM_DIM_W"]), (p["K_H"], p["K_W"]),
-                              (p["STRIDE_H"], p["STRIDE_W"]), p["PADS"])
+            g = self.wide_geometry()
             return g["HS"] * g["WS"]
         if k == "swg":
             cf = p["IFM_CH"] // simd

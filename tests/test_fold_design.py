@@ -205,8 +205,7 @@ def test_window_parallel_swg_buffering_by_simulation():
     from gen.fold.fifo import _pair_interval
     from gen.rtl.swg import wide_geometry
     g = wide_geometry((32, 32), (3, 3), (1, 1), (0, 0, 0, 0))
-    real = tuple(a == "1" and b == "1" for a in reversed(g["REAL_ROW"]) for b in reversed(g["REAL_COL"]))
-    emit = tuple(a == "1" and b == "1" for a in reversed(g["OUT_ROW"]) for b in reversed(g["OUT_COL"]))
+    real, emit = g["REAL"], g["EMIT"]
     assert sum(emit) == 900 and len(real) == 1024
     # consumer 1 cycle per window: the swg's own 1,024 positions set the rate
     assert _pair_interval(real, emit, 1.0, 70, 1, 1) == 1024

@@ -210,12 +210,9 @@ def _window_gap(graph, folding, cyc, period, node, idx) -> tuple[int, bool, int]
     ppe, psimd = graph.fold_of(folding, prod.name)
     if prod.kind != "swg" or psimd != prod.wide_simd():
         return None
-    from ..rtl.swg import wide_geometry
     p = prod.params
-    g = wide_geometry((p["IFM_DIM_H"], p["IFM_DIM_W"]), (p["K_H"], p["K_W"]), (p["STRIDE_H"], p["STRIDE_W"]),
-                      p["PADS"])
-    real = tuple(a == "1" and b == "1" for a in reversed(g["REAL_ROW"]) for b in reversed(g["REAL_COL"]))
-    emit = tuple(a == "1" and b == "1" for a in reversed(g["OUT_ROW"]) for b in reversed(g["OUT_COL"]))
+    g = prod.wide_geometry()
+    real, emit = g["REAL"], g["EMIT"]
     windows = sum(emit)
     pixels = p["IFM_DIM_H"] * p["IFM_DIM_W"]
     up = graph.producer(prod.inputs[0].tensor)

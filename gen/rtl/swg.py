@@ -90,17 +90,21 @@ def is_wide(ifm_ch: int, k, simd: int, depthwise: bool) -> bool:
 
 def wide_geometry(ifm_dim, k, stride, pads) -> dict:
     """The padded image the window-parallel generator walks: rows / columns up to the last real pixel or the
-    last window's corner, whichever is further; which of them are real and which end a window."""
+    last window's corner, whichever is further; which of them are real and which end a window (as Verilog bit
+    literals, and per position in raster order: REAL, EMIT)."""
     h, w, kh, kw, sh, sw, pt, pl, pb, pr, oh, ow = swg_geometry(ifm_dim, k, stride, pads)
     ly, lx = (oh - 1) * sh + kh - 1, (ow - 1) * sw + kw - 1
     hs, ws = max(pt + h, ly + 1), max(pl + w, lx + 1)
+    real_r, real_c = set(range(pt, pt + h)), set(range(pl, pl + w))
+    out_r, out_c = {kh - 1 + i * sh for i in range(oh)}, {kw - 1 + j * sw for j in range(ow)}
 
     def bits(n, ones):  # Verilog binary literal, index 0 at the right
         return "".join("1" if i in ones else "0" for i in reversed(range(n)))
     return dict(HS=hs, WS=ws, LAST_Y=ly, LAST_X=lx,
-                REAL_ROW=bits(hs, set(range(pt, pt + h))), REAL_COL=bits(ws, set(range(pl, pl + w))),
-                OUT_ROW=bits(hs, {kh - 1 + i * sh for i in range(oh)}),
-                OUT_COL=bits(ws, {kw - 1 + j * sw for j in range(ow)}))
+                REAL_ROW=bits(hs, real_r), REAL_COL=bits(ws, real_c), OUT_ROW=bits(hs, out_r),
+                OUT_COL=bits(ws, out_c),
+                REAL=tuple(y in real_r and x in real_c for y in range(hs) for x in range(ws)),
+                EMIT=tuple(y in out_r and x in out_c for y in range(hs) for x in range(ws)))
 
 
 def render_swg_wide(layer: str, *, ifm_ch: int, ifm_dim, a_bits: int, k, stride=1, pads=(0, 0, 0, 0),
