@@ -51,8 +51,19 @@ class LintError(AssertionError):
     pass
 
 
+PRIMS = REPO / "sim" / "xilinx_prims.v"  # Verilator models of the Xilinx primitives gen/rtl/luts.py instantiates
+
+
+def uses_prims(text: str) -> bool:
+    return "LUT6_2 #(" in text or "LUT6 #(" in text
+
+
 def lint(sv_files: list[str | Path], top: str, extra: tuple[str, ...] = ()) -> str:
-    """verilator --lint-only -Wall; raises LintError on any warning or error."""
+    """verilator --lint-only -Wall; raises LintError on any warning or error. Adds the primitive models when a
+    source instantiates them."""
+    sv_files = list(sv_files)
+    if any(uses_prims(Path(f).read_text()) for f in sv_files):
+        sv_files.append(PRIMS)
     cmd = [verilator_bin(), "--lint-only", "-Wall", "--top-module", top, *extra, *map(str, sv_files)]
     p = subprocess.run(cmd, capture_output=True, text=True, env=tool_env())
     out = (p.stdout + p.stderr).strip()
@@ -151,6 +162,8 @@ def build(top: str, instances: list[tuple[str, object]], extra_sv: dict[str, str
             files[f"{r.name}.sv"] = materialize(r)
             seen.add(r.name)
     files.update(extra_sv or {})
+    if any(uses_prims(v) for v in files.values()):
+        files[PRIMS.name] = PRIMS.read_text()
     if wrap:
         files[f"{top}.sv"] = wrapper(top, instances)
     h = hashlib.sha256()

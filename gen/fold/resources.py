@@ -49,7 +49,7 @@ _RAMB18 = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 _LUTRAM_LUTS = {"RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM16X1D": 2,
                 "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8}
 _SRL = ("SRL16E", "SRLC32E", "SRLC16E")
-_LUTS = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6")
+_LUTS = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2")  # LUT6_2: one site
 
 
 def bram18_for(depth: int, width: int) -> int:
@@ -130,7 +130,9 @@ def thr_bram18(lanes: int, idx: int, nthr: int, vb: int) -> int:
 
 
 def mvu_derived(p: dict) -> dict:
-    from ..rtl.mvu import compressor, datapath, pair_lanes, pair_range, product_range, ternary_lanes
+    from ..rtl.luts import luts_for
+    from ..rtl.mvu import (compressor, datapath, folded_group, pair_lanes, pair_range, product_range, rom_sites,
+                           ternary_lanes)
     pe, simd, mw, mh = int(p["PE"]), int(p["SIMD"]), int(p["MW"]), int(p["MH"])
     dw = bool(p.get("DEPTHWISE", False))
     lanes = 1 if dw else simd
@@ -157,15 +159,19 @@ def mvu_derived(p: dict) -> dict:
     if pairs or ternary:
         p_lo, p_hi = pair_range(a_lo, a_hi)
         P = min(sbits(p_lo, p_hi), acc)
+    fold_g = 0
+    if not (runtime or pairs or ternary or use_dsp or dw) and style != "block":
+        fold_g = folded_group(wdepth, ab, p_lo, p_hi, acc, lanes, wb + ab,
+                              rom_sites(pe * ww, wdepth) / (pe * lanes))
     group, gcnt, levels = datapath(lanes, p_lo, p_hi, acc, lane_in=wb + ab, grouped=not (use_dsp or dw),
-                                   pairs=pairs)
+                                   pairs=pairs, group=fold_g)
     rq = p.get("RQ", "none")
     nthr = int(p.get("NTHR", 0)) if rq == "thresholds" else 0
     vb = int(p.get("RQ_VB") or (acc + 1))
     stages = max(1, clog2(nthr + 1)) if nthr else 0
     o_bits = int(p.get("O_BITS") or (stages if rq == "thresholds" else acc))
     rq_lat = stages + 1 if rq == "thresholds" else (4 if rq == "multshift" else 0)
-    comp = None if pairs or use_dsp or dw else compressor(group, levels, p_lo)
+    comp = None if pairs or use_dsp or dw else compressor(group, levels, p_lo, folded=fold_g > 0)
     tree_regs = comp.regs if comp else sum(1 for lv in levels[1:] if lv["reg"])
     lat = 2 + tree_regs + 1 + rq_lat
     need_ibuf = (not dw) and nf > 1
@@ -176,8 +182,12 @@ def mvu_derived(p: dict) -> dict:
                 ib_style=ib_style, bias=bool(p.get("BIAS", False)) or pairs or ternary,
                 num_pix=int(p.get("NUM_PIX", 1)),
                 mb=int(p.get("RQ_MB") or 0), group=group, pairs=pairs, ternary=ternary,
-                # per PE: the first stage's output bits, the adder tree's adder bits and register bits
+                folded=fold_g > 0,
+                # per PE: the first stage's output bits and LUTs (one per bit; weight-folded: LUT6_2 pairs), the
+                # adder tree's adder bits and register bits
                 first_bits=levels[0]["n"] * levels[0]["w"],
+                first_luts=(levels[0]["n"] * luts_for(levels[0]["w"], clog2(wdepth) + fold_g * ab) if fold_g else
+                            levels[0]["n"] * levels[0]["w"]),
                 tree_bits=0 if comp else sum(lv["adds"] * lv["w"] for lv in levels[1:]),
                 tree_reg_bits=comp.reg_bits if comp else sum(lv["n"] * lv["w"] for lv in levels[1:] if lv["reg"]),
                 # compressor tree instead: counter LUTs and the final adder
@@ -196,11 +206,10 @@ def _mvu_mem(d) -> dict:
 
 
 def rom_luts(columns: int, depth: int) -> float:
-    """LUT6s of a constant table of `columns` one-bit columns, `depth` words deep (the mvu's bit-sliced weight
-    ROM, all PEs in one module): one LUT6 per 64 words of a column (MUXF7/F8 join them), and synthesis keeps one
-    copy of identical columns - a shallow table has at most 2^depth distinct ones."""
-    distinct = columns if depth >= 20 else min(columns, 1 << depth)
-    return float(distinct * math.ceil(depth / 64))
+    """LUT6s of the mvu's bit-sliced weight ROM (gen/rtl/mvu.py rom_sites: distinct columns, two per LUT6_2 up
+    to 32 words)."""
+    from ..rtl.mvu import rom_sites
+    return rom_sites(columns, depth)
 
 
 def _mvu_lut(p):
@@ -210,17 +219,18 @@ def _mvu_lut(p):
     cmp_, rom = _thr_terms(d["pe"], d["nf"], d["nthr"], d["vb"])
     mem = _mvu_mem(d)
     ctrl = _log(d["sf"]) + _log(d["nf"]) + _log(d["num_pix"]) + _log(d["wdepth"])
-    table = d["group"] > 1 or d["xnor"]
-    k = 0.45 if d["wdepth"] == 1 and not d["runtime"] else 1.0  # constant weights: simplified by synthesis
+    table = d["group"] > 1 or d["xnor"] or d["folded"]
+    # constant weights in a shared table: simplified by synthesis (not the weight-folded primitives)
+    k = 0.45 if d["wdepth"] == 1 and not d["runtime"] and not d["folded"] else 1.0
     small = d["wb"] + d["ab"] <= 6 or d["ternary"]  # a product bit is one LUT of the operand bits
     return [1.0, ctrl,
             # group tables (lane pairs: the per-PE select-and-negate, plus the shared sums and differences)
-            k * (d["pe"] + (2 if d["pairs"] else 0)) * d["first_bits"] if table else 0.0,
+            k * (d["pe"] + (2 if d["pairs"] else 0)) * d["first_luts"] if table else 0.0,
             k * macs * d["wb"] * d["ab"] if not (table or d["use_dsp"] or small) else 0.0,  # LUT multipliers
             k * macs * d["P"] if not (table or d["use_dsp"]) and small else 0.0,          # small products
             d["pe"] * d["acc"] * (2 if d["bias"] else 1),
             cmp_, rom, d["pe"] * d["acc"] if d["rq"] == "multshift" else 0.0,
-            rom_luts(d["pe"] * d["ww"], d["wdepth"]) if rom_w and d["wdepth"] > 1 else 0.0,
+            rom_luts(d["pe"] * d["ww"], d["wdepth"]) if rom_w and d["wdepth"] > 1 and not d["folded"] else 0.0,
             mem["lut_mem"] + mem["regs"] / 4.0,
             k * d["pe"] * d["tree_bits"],                                                # adder tree
             # deep block-RAM weights: RAMB18s stacked in depth (512 x 36 each) and a read multiplexer
@@ -233,7 +243,8 @@ def _mvu_ff(p):
     cmp_, _ = _thr_terms(d["pe"], d["nf"], d["nthr"], d["vb"])
     mem = _mvu_mem(d)
     ctrl = _log(d["sf"]) + _log(d["nf"]) + _log(d["num_pix"]) + _log(d["wdepth"])
-    return [1.0, ctrl, d["pe"] * (d["first_bits"] + d["tree_reg_bits"]), d["pe"] * d["ww"], d["simd"] * d["ab"],
+    return [1.0, ctrl, d["pe"] * (d["first_bits"] + d["tree_reg_bits"]), 0 if d["folded"] else d["pe"] * d["ww"],
+            d["simd"] * d["ab"],
             d["pe"] * d["acc"], cmp_, d["pe"] * (d["acc"] + d["mb"]) if d["rq"] == "multshift" else 0.0,
             mem["regs"]]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .common import (Rendered, Stream, axis_ports, Port, clog2, encode, header, mem_text, module_name,
@@ -57,12 +59,14 @@ def pair_correction(w: np.ndarray, lanes: int) -> np.ndarray:
 
 
 def datapath(lanes: int, p_lo: int, p_hi: int, acc_bits: int, *, lane_in: int, grouped: bool, lut_inputs: int = 6,
-             tree_reg_every: int = 2, pairs: bool = False) -> tuple[int, list[int], list[dict]]:
+             tree_reg_every: int = 2, pairs: bool = False, group: int = 0) -> tuple[int, list[int], list[dict]]:
     """Shape of a PE's dot product: (lanes per first-stage group, lanes of each group, adder-tree levels).
     Level 0 holds the registered group sums; level l adds pairs of level l-1 (`w` bits wide, registered every
     `tree_reg_every` levels and at the root). `pairs`: groups of two lanes (pair_lanes; p_lo, p_hi from
-    pair_range). Shared by the RTL and the resource model."""
-    group = 2 if pairs else min(max(1, lut_inputs // lane_in) if grouped else 1, lanes)
+    pair_range); `group` > 0: that many lanes per group (weight-folded tables, folded_group()). Shared by the RTL
+    and the resource model."""
+    if not group:
+        group = 2 if pairs else min(max(1, lut_inputs // lane_in) if grouped else 1, lanes)
     gcnt = [min(group, lanes - i) for i in range(0, lanes, group)]
 
     def width(c: int) -> int:  # non-negative products (XNOR counts, unsigned x unsigned): unsigned sums
@@ -77,14 +81,56 @@ def datapath(lanes: int, p_lo: int, p_hi: int, acc_bits: int, *, lane_in: int, g
     return group, gcnt, levels
 
 
-def compressor(group: int, levels: list[dict], p_lo: int, tree_reg_every: int = 2):
+def compressor(group: int, levels: list[dict], p_lo: int, tree_reg_every: int = 2, folded: bool = False):
     """The compressor-tree plan (gen/rtl/compress.py) replacing the adder tree above the group sums, or None:
-    used for unsigned group sums (XNOR counts, unsigned narrow products) of at least 6 groups. Shared by the RTL
-    and the resource model."""
+    used for unsigned group sums (XNOR counts, unsigned narrow products; single lanes only when weight-folded
+    tables make them 1-2 bits) of at least 6 groups. Shared by the RTL and the resource model."""
     from .compress import plan
-    if group < 2 or p_lo < 0 or levels[0]["n"] < 6:
+    if (group < 2 and not (folded and levels[0]["w"] <= 2)) or p_lo < 0 or levels[0]["n"] < 6:
         return None
     return plan(levels[0]["n"], levels[0]["w"], levels[-1]["w"], reg_every=tree_reg_every)
+
+
+def rom_sites(columns: int, depth: int, lut_inputs: int = 6) -> float:
+    """LUT6 sites of a constant table of `columns` one-bit columns, `depth` words deep (the mvu's bit-sliced weight
+    ROM, all PEs in one module): one LUT6 per 64 words of a column (MUXF7/F8 join them); identical columns are
+    kept once (a shallow table has at most 2^depth distinct ones) and up to 32 words two columns share a LUT6_2
+    (packed_rom())."""
+    distinct = columns if depth >= 20 else min(columns, 1 << depth)
+    if depth <= 1:
+        return 0.0
+    if depth <= 32 and lut_inputs == 6:
+        return float(math.ceil(distinct / 2))
+    return float(distinct * math.ceil(depth / 64))
+
+
+def folded_group(wdepth: int, a_lane_bits: int, p_lo: int, p_hi: int, acc_bits: int, lanes: int, lane_in: int,
+                 rom_per_lane: float, lut_inputs: int = 6) -> int:
+    """Lanes per table when the weights are folded into the first-stage tables, else 0.
+
+    With constant weights in LUTs, a group's sum is a function of its activation bits and the weight address
+    alone: one table per group and PE (LUT6_2 up to five inputs: two sum bits per LUT; a 4-word XNOR layer sums
+    three lanes in one LUT) instead of a weight ROM plus a shared {weights, activations} table. Chosen when that
+    costs no more LUTs per lane, counting one LUT per first-stage output bit for the adder or compressor tree
+    above. Shared by the RTL and the resource model."""
+    if lut_inputs != 6:
+        return 0
+    k = clog2(wdepth)
+
+    def width(c: int) -> int:
+        return min(acc_bits, ubits(c * p_hi) if p_lo >= 0 else sbits(c * p_lo, c * p_hi))
+    from .luts import luts_for
+    ga = min(max(1, lut_inputs // lane_in), lanes)
+    current = rom_per_lane + 2 * width(ga) / ga
+    best, best_cost = 0, current
+    for g in range(1, lanes + 1):
+        m = k + g * a_lane_bits
+        if m > lut_inputs:
+            break
+        cost = (luts_for(width(g), m) + width(g)) / g
+        if cost <= best_cost:
+            best, best_cost = g, cost
+    return best
 
 
 def acc_range(w: np.ndarray, a_lo: int, a_hi: int, bias=None) -> tuple[int, int]:
@@ -178,15 +224,20 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         corr = pair_correction(W, lanes)
         if corr.any():
             bias = corr if bias is None else np.broadcast_to(np.asarray(bias, dtype=np.int64), (mh,)) + corr
-    group, gcnt, levels = datapath(lanes, p_lo, p_hi, acc_bits,
-                                   lane_in=(1 if w_bipolar else w_bits) + (1 if a_bipolar else a_bits),
-                                   grouped=not (use_dsp or depthwise), lut_inputs=lut_inputs,
-                                   tree_reg_every=tree_reg_every, pairs=pairs)
-    comp = None if pairs else compressor(group, levels, p_lo, tree_reg_every)
-    tree_regs = comp.regs if comp else sum(1 for lv in levels[1:] if lv["reg"])
-    # -- memories -------------------------------------------------------------------------------------------
     ww = lanes * w_bits
     wdepth = nf * sf
+    w_style = ram_style_for(ww * wdepth, wdepth, ram_style, rom=not runtime_writable)
+    lane_in = (1 if w_bipolar else w_bits) + (1 if a_bipolar else a_bits)
+    fold_g = 0
+    if not (runtime_writable or pairs or ternary or use_dsp or depthwise) and w_style != "block":
+        fold_g = folded_group(wdepth, 1 if a_bipolar else a_bits, p_lo, p_hi, acc_bits, lanes, lane_in,
+                              rom_sites(pe * ww, wdepth, lut_inputs) / (pe * lanes), lut_inputs)
+    group, gcnt, levels = datapath(lanes, p_lo, p_hi, acc_bits, lane_in=lane_in,
+                                   grouped=not (use_dsp or depthwise), lut_inputs=lut_inputs,
+                                   tree_reg_every=tree_reg_every, pairs=pairs, group=fold_g)
+    comp = None if pairs else compressor(group, levels, p_lo, tree_reg_every, folded=fold_g > 0)
+    tree_regs = comp.regs if comp else sum(1 for lv in levels[1:] if lv["reg"])
+    # -- memories -------------------------------------------------------------------------------------------
     enc = encode(W, w_bits, w_bipolar)
     name = module_name("mvu", layer)
     mem_files, mem_paths, word_lists = {}, [], []
@@ -200,7 +251,6 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         word_lists.append(pack_words(np.array(rows).reshape(wdepth, lanes), w_bits))
         mem_files[fname] = mem_text(word_lists[-1], ww)
         mem_paths.append(f"{mem_dir.rstrip('/') + '/' if mem_dir else ''}{fname}")
-    w_style = ram_style_for(ww * wdepth, wdepth, ram_style, rom=not runtime_writable)
     if runtime_writable:
         w_attr = f'(* ram_style = "{w_style}" *) '
     elif w_style == "block":
@@ -209,15 +259,17 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         # a small constant table: LUT ROM (Vivado: distributed ROM; Yosys has no ROM-to-LUTRAM mapping)
         w_attr = '(* rom_style = "distributed" *) ' if w_style == "distributed" and not yosys_compat else ""
     gtabs = {}
-    if group > 1 and not pairs:
+    if group > 1 and not pairs and not fold_g:
         for n in sorted(set(gcnt)):
             gtabs[n] = _group_table(n, w_bits, a_bits, w_signed, a_signed, w_bipolar, a_bipolar, xnor,
                                     levels[0]["w"])
-    # constant weights outside block RAM: bit-sliced truth tables (Yosys maps a $mem ROM to about twice the LUTs)
-    w_sliced = (not runtime_writable) and w_style != "block" and wdepth > 1
+    # constant weights outside block RAM: bit-sliced truth tables (Yosys maps a $mem ROM to about twice the LUTs),
+    # up to 32 words two columns per LUT6_2 - unless the weights are folded into the first-stage tables
+    w_sliced = (not runtime_writable) and w_style != "block" and wdepth > 1 and not fold_g
     w_dp = 1 << max(clog2(wdepth), 1)
     w_tables = []
-    if w_sliced:
+    rom_sv = packed_rom(word_lists, ww, wdepth) if w_sliced and wdepth <= 32 and lut_inputs == 6 else ""
+    if w_sliced and not rom_sv:
         for words in word_lists:
             t = 0
             for b in range(ww):
@@ -232,6 +284,10 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         comp_sv = verilog(comp, "cs0", "tree_sum")
         used = {len(grp) for st in comp.stages for grp, _ in st.counters}
         pops = {n: t for n, t in counter_tables().items() if n in used}
+    ft_sv = ""
+    if fold_g:
+        ft_sv = folded_tables(W, pe=pe, lanes=lanes, sf=sf, wdepth=wdepth, gcnt=gcnt, width=levels[0]["w"],
+                              a_bits=1 if a_bipolar else a_bits, a_signed=a_signed, a_bipolar=a_bipolar, xnor=xnor)
     need_ibuf = (not depthwise) and nf > 1
     ibuf_style = ram_style_for(simd * a_bits * sf, sf)
 
@@ -274,7 +330,8 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
                 f"$signed({{1'b0, act1[k*{a_bits} +: {a_bits}]}})"), P0=levels[0]["w"],
         SG="signed " if p_lo < 0 else "",
         ACC_BITS=acc_bits, O_BITS=o_bits, HAS_BIAS=has_bias, NEED_IBUF=need_ibuf, IBUF_RAM_STYLE=ibuf_style,
-        W_RAM_STYLE=w_style, W_ATTR=w_attr, W_SLICED=w_sliced, W_DP=w_dp, W_TABLES=w_tables,
+        W_RAM_STYLE=w_style, W_ATTR=w_attr, W_SLICED=w_sliced, W_DP=w_dp, W_TABLES=w_tables, ROM_SV=rom_sv,
+        FOLDED=fold_g > 0, FT_SV=ft_sv,
         mem_files=list(mem_files), mem_paths=mem_paths, CFG=runtime_writable,
         PEW=clog2(pe), CFG_AW=clog2(pe) + max(clog2(wdepth), 1), W_EXT=w_ext, A_EXT=a_ext,
         MUL_X=mul_x, MUL_XW=mul_xw, MUL_Y=mul_y, MUL_YW=mul_yw, RQ=rq, RQ_MODE=requant.mode, RQ_LAT=rq["lat"],
@@ -294,7 +351,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
                  [Stream("s_axis", "in", simd, a_bits), Stream("m_axis", "out", pe, o_bits)],
                  params, cycles_per_frame=nf * sf * num_pix)
     r.extra = dict(rq=rq, acc_range=(lo, hi), latency=lat + 1, w_ram_style=w_style, cfg_aw=ctx["CFG_AW"],
-                   w_range=(w_lo, w_hi), a_range=(a_lo, a_hi), group=group,
+                   w_range=(w_lo, w_hi), a_range=(a_lo, a_hi), group=group, folded=fold_g > 0,
                    waw=max(clog2(wdepth), 1), pew=clog2(pe))
     return r
 
@@ -319,6 +376,86 @@ def _group_table(n: int, w_bits: int, a_bits: int, w_signed: bool, a_signed: boo
     for i, t in enumerate(total.tolist()):
         val |= (int(t) & ((1 << width) - 1)) << (i * width)
     return f"{len(total) * width}'h{val:x}"
+
+
+def folded_tables(W: np.ndarray, *, pe: int, lanes: int, sf: int, wdepth: int, gcnt: list[int], width: int,
+                  a_bits: int, a_signed: bool, a_bipolar: bool, xnor: bool) -> str:
+    """Verilog of the weight-folded first stage (folded_group()): per PE p and group g, LUTs computing the
+    group's `width`-bit sum (XNOR: agreeing lanes) from its activation bits act1[...] (lane 0 at I0) and the
+    registered weight address wa1, into ft<p>[g*width +: width]; then ft_all = {ft<PE-1>, .., ft0}."""
+    from .common import decode
+    from .luts import bank, inits_for, specs_for
+    k = clog2(wdepth)
+    nd = 1 << k
+    # Wp[p, d, s]: PE p's weight of lane s at word address d (words beyond the depth never occur: 0)
+    Wp = np.zeros((pe, nd, lanes), dtype=np.int64)
+    for d in range(wdepth):
+        Wp[:, d, :] = W[(d // sf) * pe:(d // sf) * pe + pe, (d % sf) * lanes:(d % sf + 1) * lanes]
+    a_val = decode(np.arange(1 << a_bits), a_bits, a_signed, a_bipolar)
+    mask = (1 << width) - 1
+    G = gcnt[0]
+    nfull = sum(1 for n in gcnt if n == G)
+    lines = []
+    for p in range(pe):
+        lines.append(f"  wire [{len(gcnt) * width - 1}:0] ft{p};")
+    runs = [(0, nfull, G)] + ([(nfull, 1, gcnt[-1])] if len(gcnt) > nfull else [])
+    for g0, count, n in runs:
+        m = n * a_bits + k
+        x = np.arange(1 << m)
+        d = x >> (n * a_bits)
+        ins = [f"act1[g*{G * a_bits} + {c}]" for c in range(n * a_bits)] + [f"wa1[{j}]" for j in range(k)]
+        for p in range(pe):
+            inits = []
+            for g in range(g0, g0 + count):
+                tot = np.zeros(len(x), dtype=np.int64)
+                for i in range(n):
+                    a = a_val[(x >> (i * a_bits)) & ((1 << a_bits) - 1)]
+                    w = Wp[p, d, g * G + i]
+                    tot += (w == a) if xnor else w * a
+                tot[d >= wdepth] = 0
+                inits.append(inits_for([int(v) & mask for v in tot], m, width))
+            specs = specs_for(ins, width, f"ft{p}[g*{width} + {{b}}]")
+            lines.append(f"  // PE {p}: groups {g0}..{g0 + count - 1} of {n} lane(s)")
+            lines.append(bank(f"ft{p}", g0, inits, specs))
+    lines.append(f"  wire [{pe * len(gcnt) * width - 1}:0] ft_all = {{{', '.join(f'ft{p}' for p in reversed(range(pe)))}}};")
+    return "\n".join(lines)
+
+
+def packed_rom(word_lists: list[list[int]], ww: int, wdepth: int) -> str:
+    """Verilog body of the weight ROM (all PEs, up to 32 words): every distinct column (bit b of PE p's words)
+    is one 5-input function of the address, two per LUT6_2; constant columns need none. Output `q` registered."""
+    from .luts import LutSpec, bank
+    k = clog2(wdepth)
+    cols, index, bits = [], {}, []
+    for words in word_lists:
+        for b in range(ww):
+            col = sum(((w >> b) & 1) << d for d, w in enumerate(words))
+            if col == 0 or col == (1 << wdepth) - 1:
+                bits.append("1'b1" if col else "1'b0")
+                continue
+            if col not in index:
+                index[col] = len(cols)
+                cols.append(col)
+            bits.append(f"col[{index[col]}]")
+    lines = []
+    if cols:
+        if len(cols) % 2:
+            cols.append(0)
+        npair = len(cols) // 2
+        # O5 = INIT[31:0], O6 = INIT[63:32]; the inputs above the address are tied to 0
+        inits = [[cols[2 * i] | (cols[2 * i + 1] << 32)] for i in range(npair)]
+        spec = LutSpec([f"addr[{j}]" for j in range(k)], ["col[2*g]", "col[2*g + 1]"])
+        spare = len(index) % 2 == 1
+        if spare:
+            lines.append("  /* verilator lint_off UNUSEDSIGNAL */  // an odd count leaves one LUT6_2 output spare")
+        lines.append(f"  wire [{2 * npair - 1}:0] col;  // the distinct non-constant columns")
+        if spare:
+            lines.append("  /* verilator lint_on UNUSEDSIGNAL */")
+        lines.append(bank("wt", 0, inits, [spec]))
+    words = ",\n      ".join(", ".join(reversed(bits[i:i + 8])) for i in reversed(range(0, len(bits), 8)))
+    lines.append("  always_ff @(posedge clk)")
+    lines.append(f"    if (en) q <= {{\n      {words}}};")
+    return "\n".join(lines)
 
 
 def mvu_weight_words(weights: np.ndarray, *, pe: int, simd: int, w_bits: int, w_bipolar: bool = False,

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-LUT_CELLS = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6")
+LUT_CELLS = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2")  # LUT6_2: one site, two outputs
 FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE")
 LUTRAM_CELLS = ("RAM16X1S", "RAM32X1S", "RAM64X1S", "RAM128X1S", "RAM256X1S", "RAM16X1D", "RAM32X1D", "RAM64X1D",
                 "RAM128X1D", "RAM32M", "RAM64M", "RAM32M16", "RAM64M8")
