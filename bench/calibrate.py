@@ -154,6 +154,15 @@ POINTS = [
                                        num_pix=784), True),
     ("mvu_x_128x1152_p8s288_blk", _mvu, dict(mh=128, mw=1152, pe=8, simd=288, wb=1, ab=1, rq="thresholds", nthr=1,
                                              num_pix=100, ram_style="block"), False),
+    # weight-folded first-stage tables (4 and 8 words) and a 24-word ROM packed two columns per LUT6_2
+    ("mvu_x_64x576_p16s576", _mvu, dict(mh=64, mw=576, pe=16, simd=576, wb=1, ab=1, rq="thresholds", nthr=1,
+                                        num_pix=784), False),
+    ("mvu_x_64x576_p8s576_d8", _mvu, dict(mh=64, mw=576, pe=8, simd=576, wb=1, ab=1, rq="thresholds", nthr=1,
+                                          num_pix=784, ram_style="distributed"), True),
+    ("mvu_x_128x576_p16s192", _mvu, dict(mh=128, mw=576, pe=16, simd=192, wb=1, ab=1, rq="thresholds", nthr=1,
+                                         num_pix=144), False),
+    ("mvu_x_64x576_p32s96", _mvu, dict(mh=64, mw=576, pe=32, simd=96, wb=1, ab=1, rq="thresholds", nthr=1,
+                                       num_pix=784), True),
     # swg
     ("swg_c3_d32_s3_b8", _swg, dict(ch=3, dim=32, simd=3, bits=8), False),
     ("swg_c64_d30_s32_b2", _swg, dict(ch=64, dim=30, simd=32, bits=2), False),

@@ -143,6 +143,20 @@ EDGE = [
          ram_style="distributed"),
     dict(kind="dense", pe=2, simd=2, w_bits=4, a_bits=4, ifm_ch=4, ofm_ch=4, ifm_dim=1, k=1, rq="none",
          ram_style="registers"),
+    # weight-folded first-stage tables (LUT6_2 / LUT6 primitives): XNOR over 4 words with a short last group
+    # (3 + 3 + 2 lanes), XNOR over 8 words (six-input LUT6s), one-word weights (not folded), 2-bit signed weights x
+    # {0, 1} activations (the unsigned 2-bit x 2-bit case below takes one lane per table)
+    dict(kind="dense", pe=2, simd=8, w_bits=1, a_bits=1, w_bipolar=True, a_bipolar=True, ifm_ch=16, ofm_ch=4,
+         ifm_dim=1, k=1, rq="thresholds", o_bipolar=True),
+    dict(kind="dense", pe=2, simd=16, w_bits=1, a_bits=1, w_bipolar=True, a_bipolar=True, ifm_ch=32, ofm_ch=8,
+         ifm_dim=1, k=1, rq="none", ram_style="distributed"),
+    dict(kind="dense", pe=4, simd=12, w_bits=1, a_bits=1, w_bipolar=True, a_bipolar=True, ifm_ch=12, ofm_ch=4,
+         ifm_dim=1, k=1, rq="thresholds"),
+    dict(kind="dense", pe=2, simd=6, w_bits=2, a_bits=1, w_signed=True, ifm_ch=12, ofm_ch=4, ifm_dim=1, k=1,
+         rq="none", bias=True),
+    # packed weight ROM (two 24-word columns per LUT6_2) under XNOR group tables
+    dict(kind="dense", pe=2, simd=8, w_bits=1, a_bits=1, w_bipolar=True, a_bipolar=True, ifm_ch=48, ofm_ch=8,
+         ifm_dim=1, k=1, rq="thresholds", o_bipolar=True),
     # 8-bit thresholds (255 per channel)
     dict(kind="conv", pe=2, simd=2, w_bits=2, a_bits=8, ifm_ch=2, ofm_ch=2, ifm_dim=3, k=1, rq="thresholds",
          o_bits=8),
@@ -218,3 +232,14 @@ def test_known_ranges_narrow_the_datapath():
     x = render_mvu("x", np.where(w > 0, 1, -1), pe=2, simd=16, w_bits=1, a_bits=1, w_bipolar=True, a_bipolar=True)
     # 16 lanes = 5 groups of 3 + 1 (the function declaration counts once more)
     assert x.extra["group"] == 3 and x.sv.count("gsum3(") == 5 + 1 and x.sv.count("gsum1(") == 1 + 1
+
+
+def test_lut_primitive_modes_are_exercised():
+    """The edge cases above really take the weight-folded and the packed-ROM paths (else the simulations
+    would not test them)."""
+    cases = default_cases()
+    folded = [c.rendered for c in cases if c.rendered.extra.get("folded")]
+    packed = [c.rendered for c in cases if not c.rendered.extra.get("folded") and "LUT6_2 #(" in c.rendered.sv]
+    assert len(folded) >= 5 and any("LUT6 #(" in r.sv for r in folded) and any("LUT6_2 #(" in r.sv for r in folded)
+    assert any(r.params["NF"] * r.params["SF"] == 24 for r in packed)
+    assert any(r.extra["group"] == 1 for r in folded) and any(r.extra["group"] == 3 for r in folded)

@@ -131,8 +131,8 @@ def thr_bram18(lanes: int, idx: int, nthr: int, vb: int) -> int:
 
 def mvu_derived(p: dict) -> dict:
     from ..rtl.luts import luts_for
-    from ..rtl.mvu import (compressor, datapath, folded_group, pair_lanes, pair_range, product_range, rom_sites,
-                           ternary_lanes)
+    from ..rtl.mvu import (compressor, datapath, folded_group, pair_folded, pair_lanes, pair_range, product_range,
+                           rom_sites, ternary_lanes)
     pe, simd, mw, mh = int(p["PE"]), int(p["SIMD"]), int(p["MW"]), int(p["MH"])
     dw = bool(p.get("DEPTHWISE", False))
     lanes = 1 if dw else simd
@@ -172,6 +172,7 @@ def mvu_derived(p: dict) -> dict:
     o_bits = int(p.get("O_BITS") or (stages if rq == "thresholds" else acc))
     rq_lat = stages + 1 if rq == "thresholds" else (4 if rq == "multshift" else 0)
     comp = None if pairs or use_dsp or dw else compressor(group, levels, p_lo, folded=fold_g > 0)
+    pair_fold = pair_folded(pairs, runtime, style, wdepth)
     tree_regs = comp.regs if comp else sum(1 for lv in levels[1:] if lv["reg"])
     lat = 2 + tree_regs + 1 + rq_lat
     need_ibuf = (not dw) and nf > 1
@@ -182,12 +183,15 @@ def mvu_derived(p: dict) -> dict:
                 ib_style=ib_style, bias=bool(p.get("BIAS", False)) or pairs or ternary,
                 num_pix=int(p.get("NUM_PIX", 1)),
                 mb=int(p.get("RQ_MB") or 0), group=group, pairs=pairs, ternary=ternary,
-                folded=fold_g > 0,
+                folded=fold_g > 0 or pair_fold,
                 # per PE: the first stage's output bits and LUTs (one per bit; weight-folded: LUT6_2 pairs), the
                 # adder tree's adder bits and register bits
                 first_bits=levels[0]["n"] * levels[0]["w"],
-                first_luts=(levels[0]["n"] * luts_for(levels[0]["w"], clog2(wdepth) + fold_g * ab) if fold_g else
-                            levels[0]["n"] * levels[0]["w"]),
+                # all PEs' first-stage table LUTs (lane pairs: the per-PE select, two PEs per LUT6_2 when folded,
+                # plus the shared sums and differences)
+                table_luts=(pe * levels[0]["n"] * luts_for(levels[0]["w"], clog2(wdepth) + fold_g * ab) if fold_g
+                            else ((pe + 1) // 2 if pair_fold else pe) * levels[0]["n"] * levels[0]["w"] +
+                            (2 * levels[0]["n"] * levels[0]["w"] if pairs else 0)),
                 tree_bits=0 if comp else sum(lv["adds"] * lv["w"] for lv in levels[1:]),
                 tree_reg_bits=comp.reg_bits if comp else sum(lv["n"] * lv["w"] for lv in levels[1:] if lv["reg"]),
                 # compressor tree instead: counter LUTs and the final adder
@@ -225,7 +229,7 @@ def _mvu_lut(p):
     small = d["wb"] + d["ab"] <= 6 or d["ternary"]  # a product bit is one LUT of the operand bits
     return [1.0, ctrl,
             # group tables (lane pairs: the per-PE select-and-negate, plus the shared sums and differences)
-            k * (d["pe"] + (2 if d["pairs"] else 0)) * d["first_luts"] if table else 0.0,
+            k * d["table_luts"] if table else 0.0,
             k * macs * d["wb"] * d["ab"] if not (table or d["use_dsp"] or small) else 0.0,  # LUT multipliers
             k * macs * d["P"] if not (table or d["use_dsp"]) and small else 0.0,          # small products
             d["pe"] * d["acc"] * (2 if d["bias"] else 1),

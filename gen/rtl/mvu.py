@@ -112,8 +112,9 @@ def folded_group(wdepth: int, a_lane_bits: int, p_lo: int, p_hi: int, acc_bits: 
     alone: one table per group and PE (LUT6_2 up to five inputs: two sum bits per LUT; a 4-word XNOR layer sums
     three lanes in one LUT) instead of a weight ROM plus a shared {weights, activations} table. Chosen when that
     costs no more LUTs per lane, counting one LUT per first-stage output bit for the adder or compressor tree
-    above. Shared by the RTL and the resource model."""
-    if lut_inputs != 6:
+    above. Not for one-word weights: synthesis already specialises those tables to the constants. Shared by the
+    RTL and the resource model."""
+    if lut_inputs != 6 or wdepth <= 1:
         return 0
     k = clog2(wdepth)
 
@@ -131,6 +132,13 @@ def folded_group(wdepth: int, a_lane_bits: int, p_lo: int, p_hi: int, acc_bits: 
         if cost <= best_cost:
             best, best_cost = g, cost
     return best
+
+
+def pair_folded(pairs: bool, runtime_writable: bool, w_style: str, wdepth: int, lut_inputs: int = 6) -> bool:
+    """Lane pairs over 2..8 words of constant weights in LUTs: each PE's select-and-negate is folded into LUT6_2s
+    of the shared sum and difference bits and the weight address, two PEs per LUT (folded_pair_tables()).
+    (One word: synthesis already reduces the select to wires.) Shared by the RTL and the resource model."""
+    return pairs and not runtime_writable and w_style != "block" and 1 < wdepth <= 8 and lut_inputs == 6
 
 
 def acc_range(w: np.ndarray, a_lo: int, a_hi: int, bias=None) -> tuple[int, int]:
@@ -265,7 +273,8 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
                                     levels[0]["w"])
     # constant weights outside block RAM: bit-sliced truth tables (Yosys maps a $mem ROM to about twice the LUTs),
     # up to 32 words two columns per LUT6_2 - unless the weights are folded into the first-stage tables
-    w_sliced = (not runtime_writable) and w_style != "block" and wdepth > 1 and not fold_g
+    pair_fold = pair_folded(pairs, runtime_writable, w_style, wdepth, lut_inputs)
+    w_sliced = (not runtime_writable) and w_style != "block" and wdepth > 1 and not fold_g and not pair_fold
     w_dp = 1 << max(clog2(wdepth), 1)
     w_tables = []
     rom_sv = packed_rom(word_lists, ww, wdepth) if w_sliced and wdepth <= 32 and lut_inputs == 6 else ""
@@ -285,6 +294,8 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         used = {len(grp) for st in comp.stages for grp, _ in st.counters}
         pops = {n: t for n, t in counter_tables().items() if n in used}
     ft_sv = ""
+    if pair_fold:
+        ft_sv = folded_pair_tables(W, pe=pe, lanes=lanes, sf=sf, wdepth=wdepth, gcnt=gcnt, width=levels[0]["w"])
     if fold_g:
         ft_sv = folded_tables(W, pe=pe, lanes=lanes, sf=sf, wdepth=wdepth, gcnt=gcnt, width=levels[0]["w"],
                               a_bits=1 if a_bipolar else a_bits, a_signed=a_signed, a_bipolar=a_bipolar, xnor=xnor)
@@ -331,7 +342,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         SG="signed " if p_lo < 0 else "",
         ACC_BITS=acc_bits, O_BITS=o_bits, HAS_BIAS=has_bias, NEED_IBUF=need_ibuf, IBUF_RAM_STYLE=ibuf_style,
         W_RAM_STYLE=w_style, W_ATTR=w_attr, W_SLICED=w_sliced, W_DP=w_dp, W_TABLES=w_tables, ROM_SV=rom_sv,
-        FOLDED=fold_g > 0, FT_SV=ft_sv,
+        FOLDED=fold_g > 0 or pair_fold, FT_SV=ft_sv,
         mem_files=list(mem_files), mem_paths=mem_paths, CFG=runtime_writable,
         PEW=clog2(pe), CFG_AW=clog2(pe) + max(clog2(wdepth), 1), W_EXT=w_ext, A_EXT=a_ext,
         MUL_X=mul_x, MUL_XW=mul_xw, MUL_Y=mul_y, MUL_YW=mul_yw, RQ=rq, RQ_MODE=requant.mode, RQ_LAT=rq["lat"],
@@ -351,7 +362,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
                  [Stream("s_axis", "in", simd, a_bits), Stream("m_axis", "out", pe, o_bits)],
                  params, cycles_per_frame=nf * sf * num_pix)
     r.extra = dict(rq=rq, acc_range=(lo, hi), latency=lat + 1, w_ram_style=w_style, cfg_aw=ctx["CFG_AW"],
-                   w_range=(w_lo, w_hi), a_range=(a_lo, a_hi), group=group, folded=fold_g > 0,
+                   w_range=(w_lo, w_hi), a_range=(a_lo, a_hi), group=group, folded=fold_g > 0 or pair_fold,
                    waw=max(clog2(wdepth), 1), pew=clog2(pe))
     return r
 
@@ -417,6 +428,54 @@ def folded_tables(W: np.ndarray, *, pe: int, lanes: int, sf: int, wdepth: int, g
             specs = specs_for(ins, width, f"ft{p}[g*{width} + {{b}}]")
             lines.append(f"  // PE {p}: groups {g0}..{g0 + count - 1} of {n} lane(s)")
             lines.append(bank(f"ft{p}", g0, inits, specs))
+    lines.append(f"  wire [{pe * len(gcnt) * width - 1}:0] ft_all = {{{', '.join(f'ft{p}' for p in reversed(range(pe)))}}};")
+    return "\n".join(lines)
+
+
+def folded_pair_tables(W: np.ndarray, *, pe: int, lanes: int, sf: int, wdepth: int, gcnt: list[int],
+                       width: int) -> str:
+    """Verilog of the weight-folded lane-pair select (pair_lanes mode): bit j of PE p's pair g is
+    (w0 == w1 ? psum : pdif)[g][j] ^ (w0 == -1), a function of psum[g][j], pdif[g][j] and the weight address
+    wa1 (at most 3 bits): PEs p and p + 1 share one LUT6_2 per bit, into ft<p>[g*width +: width]."""
+    from .luts import LutSpec, bank
+    k = clog2(wdepth)
+    Wp = np.zeros((pe, 1 << k, lanes), dtype=np.int64)
+    for d in range(wdepth):
+        Wp[:, d, :] = W[(d // sf) * pe:(d // sf) * pe + pe, (d % sf) * lanes:(d % sf + 1) * lanes]
+    lines = [f"  wire [{len(gcnt) * width - 1}:0] ft{p};" for p in range(pe)]
+    npair = sum(1 for n in gcnt if n == 2)
+
+    def table(p: int, g: int, single: bool) -> int:  # 32 entries: x = {addr, (pdif,) psum}
+        t = 0
+        for x in range(32):
+            s_, dbit = x & 1, (x >> 1) & 1
+            addr = x >> (1 if single else 2)
+            if addr >= wdepth:
+                continue
+            w0 = Wp[p, addr, 2 * g]
+            if single:
+                v = s_ ^ int(w0 == -1)
+            else:
+                v = (s_ if w0 == Wp[p, addr, 2 * g + 1] else dbit) ^ int(w0 == -1)
+            t |= v << x
+        return t
+    addr = [f"wa1[{i}]" for i in range(k)]
+    for p0 in range(0, pe, 2):
+        ps = [p for p in (p0, p0 + 1) if p < pe]
+        for g0, count, single in [(0, npair, False)] + ([(npair, 1, True)] if len(gcnt) > npair else []):
+            if not count:
+                continue
+            ins = (["psum[g][{j}]"] if single else ["psum[g][{j}]", "pdif[g][{j}]"]) + addr
+            specs = [LutSpec([i.format(j=j) for i in ins], [f"ft{p}[g*{width} + {j}]" for p in ps])
+                     for j in range(width)]
+            inits = []
+            for g in range(g0, g0 + count):
+                t = [table(p, g, single) for p in ps]
+                word = t[0] | (t[1] << 32) if len(ps) == 2 else t[0] | (t[0] << 32)
+                inits.append([word] * width)
+            lines.append(f"  // PEs {', '.join(map(str, ps))}: lane pairs {g0}..{g0 + count - 1}"
+                         f"{' (the last, single lane)' if single else ''}")
+            lines.append(bank(f"fp{p0}_{int(single)}", g0, inits, specs))
     lines.append(f"  wire [{pe * len(gcnt) * width - 1}:0] ft_all = {{{', '.join(f'ft{p}' for p in reversed(range(pe)))}}};")
     return "\n".join(lines)
 
