@@ -230,8 +230,9 @@ def test_known_ranges_narrow_the_datapath():
     with pytest.raises(AssertionError, match="outside"):
         render_mvu("bad", w, pe=2, simd=16, w_bits=2, a_bits=2, w_signed=True, a_signed=True, a_range=(-3, 1))
     x = render_mvu("x", np.where(w > 0, 1, -1), pe=2, simd=16, w_bits=1, a_bits=1, w_bipolar=True, a_bipolar=True)
-    # 16 lanes = 5 groups of 3 + 1 (the function declaration counts once more)
-    assert x.extra["group"] == 3 and x.sv.count("gsum3(") == 5 + 1 and x.sv.count("gsum1(") == 1 + 1
+    # 16 lanes = 5 groups of 3 + 1, one LUT6 per bit of each 2-bit group sum
+    assert x.extra["group"] == 3 and x.sv.count("LUT6 #(") - x.sv.count("u_k") == 6 * 2
+    assert "wire [1:0] gs5;" in x.sv and "gs6" not in x.sv
 
 
 def test_lut_primitive_modes_are_exercised():

@@ -104,18 +104,39 @@ def counter_tables() -> dict[int, str]:
     return out
 
 
-def verilog(p: Plan, src: str, dst: str, indent: str = "    ") -> str:
+def counter_init(n: int, j: int) -> int:
+    """LUT6 INIT of bit j of the number of ones among inputs I0..I(n-1) (the others tied to 0)."""
+    return sum(((bin(x).count("1") >> j) & 1) << x for x in range(1 << n))
+
+
+def verilog(p: Plan, src: str, dst: str, indent: str = "    ", prims: bool = True) -> str:
     """Per-PE Verilog: the values are the `in_w`-bit slices of vector `src` (value i at [i*in_w +: in_w]); the
-    sum is registered into `dst` (declared here, `out_w` bits). Uses the functions pop<n>(x) (see
-    counter_tables)."""
+    sum is registered into `dst` (declared here, `out_w` bits). Counters are LUT6 primitives, one per output bit
+    that can be non-zero (what synthesis maps them to anyway; as instances Verilator builds them in a fraction
+    of the time a table function takes), or with prims=False the functions pop<n>(x) (see counter_tables)."""
     L = []
     prev = src
     for s, st in enumerate(p.stages):
         cur = f"cs{s + 1}"
+        used: dict[int, int] = {}
+        for x in st.src:
+            if x[0] == "k":
+                used[x[1]] = max(used.get(x[1], 0), x[2] + 1)
         for m, (grp, _) in enumerate(st.counters):
             n = len(grp)
-            bits = ", ".join(f"{prev}[{i}]" for i in reversed(grp))
-            L.append(f"wire [{ubits(n) - 1}:0] k{s + 1}_{m} = pop{n}({{{bits}}});")
+            if not prims:
+                bits = ", ".join(f"{prev}[{i}]" for i in reversed(grp))
+                L.append(f"wire [{ubits(n) - 1}:0] k{s + 1}_{m} = pop{n}({{{bits}}});")
+                continue
+            nb = used.get(m, 0)
+            if not nb:
+                continue
+            L.append(f"wire [{nb - 1}:0] k{s + 1}_{m};  // ones among {n} bits")
+            pins = [f"{prev}[{i}]" for i in grp] + ["1'b0"] * (MAX_IN - n)
+            conn = ", ".join(f".I{i}({q})" for i, q in enumerate(pins))
+            for j in range(nb):
+                L.append(f"LUT6 #(.INIT(64'h{counter_init(n, j):016x})) u_k{s + 1}_{m}_{j} ({conn}, "
+                         f".O(k{s + 1}_{m}[{j}]));")
         parts = [f"k{s + 1}_{x[1]}[{x[2]}]" if x[0] == "k" else f"{prev}[{x[1]}]" for x in st.src]
         cat = "{" + ", ".join(reversed(parts)) + "}"
         L.append(f"logic [{len(st.src) - 1}:0] {cur};  // stage {s + 1}: {len(st.counters)} counters")

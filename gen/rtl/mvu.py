@@ -266,11 +266,16 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
     else:
         # a small constant table: LUT ROM (Vivado: distributed ROM; Yosys has no ROM-to-LUTRAM mapping)
         w_attr = '(* rom_style = "distributed" *) ' if w_style == "distributed" and not yosys_compat else ""
-    gtabs = {}
+    gtabs, ginits = {}, {}
     if group > 1 and not pairs and not fold_g:
         for n in sorted(set(gcnt)):
-            gtabs[n] = _group_table(n, w_bits, a_bits, w_signed, a_signed, w_bipolar, a_bipolar, xnor,
-                                    levels[0]["w"])
+            if lut_inputs == 6 and wdepth > 1:  # LUT6 primitives (what synthesis makes of them; Verilator
+                # builds them fast); one-word weights stay a function for synthesis to specialise
+                ginits[n] = _group_inits(n, w_bits, a_bits, w_signed, a_signed, w_bipolar, a_bipolar, xnor,
+                                         levels[0]["w"])
+            else:
+                gtabs[n] = _group_table(n, w_bits, a_bits, w_signed, a_signed, w_bipolar, a_bipolar, xnor,
+                                        levels[0]["w"])
     # constant weights outside block RAM: bit-sliced truth tables (Yosys maps a $mem ROM to about twice the LUTs),
     # up to 32 words two columns per LUT6_2 - unless the weights are folded into the first-stage tables
     pair_fold = pair_folded(pairs, runtime_writable, w_style, wdepth, lut_inputs)
@@ -290,9 +295,9 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
     comp_sv, pops = "", {}
     if comp is not None:
         from .compress import counter_tables, verilog
-        comp_sv = verilog(comp, "cs0", "tree_sum")
+        comp_sv = verilog(comp, "cs0", "tree_sum", prims=lut_inputs == 6)
         used = {len(grp) for st in comp.stages for grp, _ in st.counters}
-        pops = {n: t for n, t in counter_tables().items() if n in used}
+        pops = {n: t for n, t in counter_tables().items() if n in used} if lut_inputs != 6 else {}
     ft_sv = ""
     if pair_fold:
         ft_sv = folded_pair_tables(W, pe=pe, lanes=lanes, sf=sf, wdepth=wdepth, gcnt=gcnt, width=levels[0]["w"])
@@ -335,7 +340,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         SFW=clog2(sf), NFW=clog2(nf), PIXW=clog2(num_pix), WDEPTH=wdepth, WAW=clog2(wdepth), WW=ww,
         W_BITS=w_bits, A_BITS=a_bits, W_SIGNED=w_signed, A_SIGNED=a_signed, W_BIPOLAR=w_bipolar,
         A_BIPOLAR=a_bipolar, XNOR=xnor, USE_DSP=use_dsp, P=P, LEVELS=levels, TREE_REGS=tree_regs,
-        GROUP=group, GCNT=gcnt, GTABS=gtabs, PAIRS=pairs, NPAIR=len(gcnt), COMP=comp is not None, TERNARY=ternary,
+        GROUP=group, GCNT=gcnt, GTABS=gtabs, GINITS=ginits, PAIRS=pairs, NPAIR=len(gcnt), COMP=comp is not None, TERNARY=ternary,
         COMP_SV=comp_sv, POPS=pops, OUT_W=levels[-1]["w"],
         A_LANE=(f"$signed(act1[k*{a_bits} +: {a_bits}])" if a_signed else
                 f"$signed({{1'b0, act1[k*{a_bits} +: {a_bits}]}})"), P0=levels[0]["w"],
@@ -365,6 +370,33 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
                    w_range=(w_lo, w_hi), a_range=(a_lo, a_hi), group=group, folded=fold_g > 0 or pair_fold,
                    waw=max(clog2(wdepth), 1), pew=clog2(pe))
     return r
+
+
+def _group_inits(n: int, w_bits: int, a_bits: int, w_signed: bool, a_signed: bool, w_bipolar: bool,
+                 a_bipolar: bool, xnor: bool, width: int) -> list[str]:
+    """LUT6 INITs (one per sum bit) of the table {w lanes, a lanes} -> sum of the n lanes' products (XNOR: the
+    number of agreeing lanes); index bit i < n*a_bits is activation bit i, then the weight bits (lane 0 lowest)."""
+    from .compress import MAX_IN
+    tot = _group_sums(n, w_bits, a_bits, w_signed, a_signed, w_bipolar, a_bipolar, xnor)
+    assert len(tot) <= 1 << MAX_IN
+    return [f"64'h{sum(((int(t) >> b) & 1) << x for x, t in enumerate(tot)):016x}" for b in range(width)]
+
+
+def _group_sums(n: int, w_bits: int, a_bits: int, w_signed: bool, a_signed: bool, w_bipolar: bool,
+                a_bipolar: bool, xnor: bool) -> np.ndarray:
+    from .common import decode
+    wb = 1 if w_bipolar else w_bits
+    ab = 1 if a_bipolar else a_bits
+    idx = np.arange(1 << (n * (wb + ab)), dtype=np.int64)
+    total = np.zeros_like(idx)
+    for s_ in range(n):
+        a_raw = (idx >> (s_ * ab)) & ((1 << ab) - 1)
+        w_raw = (idx >> (n * ab + s_ * wb)) & ((1 << wb) - 1)
+        if xnor:
+            total += (a_raw == w_raw)
+        else:
+            total += decode(w_raw, wb, w_signed, w_bipolar) * decode(a_raw, ab, a_signed, a_bipolar)
+    return total
 
 
 def _group_table(n: int, w_bits: int, a_bits: int, w_signed: bool, a_signed: bool, w_bipolar: bool,
@@ -442,8 +474,21 @@ def folded_pair_tables(W: np.ndarray, *, pe: int, lanes: int, sf: int, wdepth: i
     Wp = np.zeros((pe, 1 << k, lanes), dtype=np.int64)
     for d in range(wdepth):
         Wp[:, d, :] = W[(d // sf) * pe:(d // sf) * pe + pe, (d % sf) * lanes:(d % sf + 1) * lanes]
-    lines = [f"  wire [{len(gcnt) * width - 1}:0] ft{p};" for p in range(pe)]
+    ng = len(gcnt)
     npair = sum(1 for n in gcnt if n == 2)
+    # flat copies of the shared sums and differences (Yosys keeps an unpacked array as a memory, whose bits a
+    # primitive's pin cannot read)
+    lines = [f"  wire [{ng * width - 1}:0] psum_f;"]
+    if npair < ng:
+        lines.append("  /* verilator lint_off UNUSEDSIGNAL */  // the last, single lane has no difference")
+    lines.append(f"  wire [{ng * width - 1}:0] pdif_f;")
+    if npair < ng:
+        lines.append("  /* verilator lint_on UNUSEDSIGNAL */")
+    lines += [f"  for (genvar i = 0; i < {ng}; i++) begin : g_pflat",
+              f"    assign psum_f[i*{width} +: {width}] = psum[i];",
+              f"    assign pdif_f[i*{width} +: {width}] = pdif[i];",
+              "  end"]
+    lines += [f"  wire [{ng * width - 1}:0] ft{p};" for p in range(pe)]
 
     def table(p: int, g: int, single: bool) -> int:  # 32 entries: x = {addr, (pdif,) psum}
         t = 0
@@ -465,7 +510,8 @@ def folded_pair_tables(W: np.ndarray, *, pe: int, lanes: int, sf: int, wdepth: i
         for g0, count, single in [(0, npair, False)] + ([(npair, 1, True)] if len(gcnt) > npair else []):
             if not count:
                 continue
-            ins = (["psum[g][{j}]"] if single else ["psum[g][{j}]", "pdif[g][{j}]"]) + addr
+            ins = ([f"psum_f[g*{width} + {{j}}]"] if single else
+                   [f"psum_f[g*{width} + {{j}}]", f"pdif_f[g*{width} + {{j}}]"]) + addr
             specs = [LutSpec([i.format(j=j) for i in ins], [f"ft{p}[g*{width} + {j}]" for p in ps])
                      for j in range(width)]
             inits = []
