@@ -106,7 +106,8 @@ def counter_tables() -> dict[int, str]:
 
 def counter_init(n: int, j: int) -> int:
     """LUT6 INIT of bit j of the number of ones among inputs I0..I(n-1) (the others tied to 0)."""
-    return sum(((bin(x).count("1") >> j) & 1) << x for x in range(1 << n))
+    from .luts import bit_column
+    return bit_column([bin(x).count("1") for x in range(1 << n)], j)
 
 
 def verilog(p: Plan, src: str, dst: str, indent: str = "    ", prims: bool = True) -> str:

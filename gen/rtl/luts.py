@@ -31,6 +31,11 @@ class LutSpec:
         return len(self.outs) == 2
 
 
+def bit_column(values, b: int) -> int:
+    """The integer whose bit x is bit b of values[x]: a LUT's INIT for output bit b of a table, or a ROM column."""
+    return sum(((int(v) >> b) & 1) << x for x, v in enumerate(values))
+
+
 def luts_for(bits: int, inputs: int) -> int:
     """LUT sites for a `bits`-wide function of `inputs` inputs: two output bits per site up to five inputs."""
     assert inputs <= 6
@@ -45,15 +50,15 @@ def inits_for(table: list[int], inputs: int, bits: int) -> list[int]:
     out = []
     if inputs <= 5:
         for j in range(0, bits, 2):
-            lo = sum(((v >> j) & 1) << x for x, v in enumerate(table))
+            lo = bit_column(table, j)
             if j + 1 < bits:
-                hi = sum(((v >> (j + 1)) & 1) << x for x, v in enumerate(table))
+                hi = bit_column(table, j + 1)
                 out.append(lo | (hi << 32))
             else:
                 out.append(lo | (lo << 32))  # a single function: LUT6 with I5 tied to 0 reads INIT[31:0]
     else:
         for j in range(bits):
-            out.append(sum(((v >> j) & 1) << x for x, v in enumerate(table)))
+            out.append(bit_column(table, j))
     return out
 
 

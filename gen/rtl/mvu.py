@@ -8,6 +8,7 @@ import numpy as np
 
 from .common import (Rendered, Stream, axis_ports, Port, clog2, encode, header, mem_text, module_name,
                      pack_words, pow2_at_least, ram_style_for, render_template, sbits, ubits, value_range)
+from .luts import bit_column
 from .requant import RequantSpec, requant_ctx
 
 
@@ -285,12 +286,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
     rom_sv = packed_rom(word_lists, ww, wdepth) if w_sliced and wdepth <= 32 and lut_inputs == 6 else ""
     if w_sliced and not rom_sv:
         for words in word_lists:
-            t = 0
-            for b in range(ww):
-                col = 0
-                for d, wd in enumerate(words):
-                    col |= ((wd >> b) & 1) << d
-                t |= col << (b * w_dp)
+            t = sum(bit_column(words, b) << (b * w_dp) for b in range(ww))
             w_tables.append(f"{ww * w_dp}'h{t:x}")
     comp_sv, pops = "", {}
     if comp is not None:
@@ -379,11 +375,13 @@ def _group_inits(n: int, w_bits: int, a_bits: int, w_signed: bool, a_signed: boo
     from .compress import MAX_IN
     tot = _group_sums(n, w_bits, a_bits, w_signed, a_signed, w_bipolar, a_bipolar, xnor)
     assert len(tot) <= 1 << MAX_IN
-    return [f"64'h{sum(((int(t) >> b) & 1) << x for x, t in enumerate(tot)):016x}" for b in range(width)]
+    return [f"64'h{bit_column(tot, b):016x}" for b in range(width)]
 
 
 def _group_sums(n: int, w_bits: int, a_bits: int, w_signed: bool, a_signed: bool, w_bipolar: bool,
                 a_bipolar: bool, xnor: bool) -> np.ndarray:
+    """Sum of the n lanes' products (XNOR: agreeing lanes) for every index {w lanes, a lanes}; activation bits
+    first (lane 0 lowest), then the weight bits."""
     from .common import decode
     wb = 1 if w_bipolar else w_bits
     ab = 1 if a_bipolar else a_bits
@@ -403,18 +401,7 @@ def _group_table(n: int, w_bits: int, a_bits: int, w_signed: bool, a_signed: boo
                  a_bipolar: bool, xnor: bool, width: int) -> str:
     """Sized hex literal of the table {w lanes, a lanes} -> sum of the n lanes' products (XNOR: the number of
     agreeing lanes), entry i at bits [i*width +: width]; lane 0 at the LSBs of each operand slice."""
-    from .common import decode
-    wb = 1 if w_bipolar else w_bits
-    ab = 1 if a_bipolar else a_bits
-    idx = np.arange(1 << (n * (wb + ab)), dtype=np.int64)
-    total = np.zeros_like(idx)
-    for s_ in range(n):
-        a_raw = (idx >> (s_ * ab)) & ((1 << ab) - 1)
-        w_raw = (idx >> (n * ab + s_ * wb)) & ((1 << wb) - 1)
-        if xnor:
-            total += (a_raw == w_raw)
-        else:
-            total += decode(w_raw, wb, w_signed, w_bipolar) * decode(a_raw, ab, a_signed, a_bipolar)
+    total = _group_sums(n, w_bits, a_bits, w_signed, a_signed, w_bipolar, a_bipolar, xnor)
     val = 0
     for i, t in enumerate(total.tolist()):
         val |= (int(t) & ((1 << width) - 1)) << (i * width)
@@ -534,7 +521,7 @@ def packed_rom(word_lists: list[list[int]], ww: int, wdepth: int) -> str:
     cols, index, bits = [], {}, []
     for words in word_lists:
         for b in range(ww):
-            col = sum(((w >> b) & 1) << d for d, w in enumerate(words))
+            col = bit_column(words, b)
             if col == 0 or col == (1 << wdepth) - 1:
                 bits.append("1'b1" if col else "1'b0")
                 continue
