@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# frames `gen check` holds at once (the reference's full execution context of each): bench/README.md measures
+# the peak memory per batch; the results do not depend on it
+CHECK_BATCH = 64
+
+
 def check_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gen check", description="Golden integer model vs the reference "
                                 "executor (qonnx / onnxruntime), layer by layer and end to end")
@@ -41,6 +46,8 @@ def check_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=100, help="number of random input frames (default 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--inputs", help=".npz with an array 'x' of inputs to use instead of random ones")
+    p.add_argument("--batch", type=int, default=CHECK_BATCH,
+                   help=f"frames per batch (default {CHECK_BATCH}): memory grows with the batch, not with --n")
     return p
 
 
@@ -216,8 +223,10 @@ def cmd_check(args) -> int:
     from rich.table import Table
 
     from .frontend import load, lower
-    from .golden.check import check, sample_inputs
+    from .golden.check import check_stream, input_sampler
 
+    if args.batch < 1:
+        raise GenError(f"--batch {args.batch}: give the number of frames per batch, at least 1")
     con = _console()
     loaded = load(args.model)
     design = lower(loaded)
@@ -227,9 +236,12 @@ def cmd_check(args) -> int:
         except (OSError, KeyError, ValueError) as e:
             raise GenError(f"{args.inputs}: cannot read an array 'x' ({e})") from None
         x = x.reshape((-1,) + x.shape[-len(design_input_shape(loaded)):]) if x.ndim > 1 else x
+        batches = (x[i:i + args.batch] for i in range(0, x.shape[0], args.batch))
     else:
-        x = sample_inputs(design, args.n, np.random.default_rng(args.seed))
-    rep = check(design, loaded.model, x)
+        batches = input_sampler(design).batches(args.n, args.batch, np.random.default_rng(args.seed))
+    rep = check_stream(design, loaded.model, batches)
+    if rep is None:
+        raise GenError("no input frames to check (--n or the rows of --inputs): give at least 1")
     table = Table(title=f"gen check {Path(args.model).name}: {rep.frames} frames ({design.flavour})")
     for col in ("layer", "op", "compared", "exact", "near-ties", "unexplained"):
         table.add_column(col, justify="left" if col in ("layer", "op") else "right")

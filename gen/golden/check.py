@@ -41,6 +41,7 @@ class Stat:
         self.near_ties += other.near_ties
         self.unexplained += other.unexplained
         self.examples = (self.examples + other.examples)[:5]
+        self.tie_frames |= other.tie_frames
 
 
 @dataclass
@@ -57,6 +58,17 @@ class Report:
             self.argmax_unexplained
 
     argmax_unexplained: int = 0
+
+    def add(self, other: "Report") -> None:
+        """Fold in the report of the next batch of frames (its frame numbers already offset by `frame0`)."""
+        for name, st in other.layers.items():
+            self.layers.setdefault(name, Stat(st.name, st.op)).add(st)
+        self.end_to_end.op = other.end_to_end.op
+        self.end_to_end.add(other.end_to_end)
+        self.argmax_agree += other.argmax_agree
+        self.argmax_total += other.argmax_total
+        self.argmax_unexplained += other.argmax_unexplained
+        self.frames += other.frames
 
 
 # ----------------------------------------------------------------------------- reference executors
@@ -179,13 +191,13 @@ def _ref_codes(design: Design, tname: str, ref_frames) -> np.ndarray | None:
     return np.rint(r.astype(np.float64) / sc + t.zero_point).astype(np.int64)
 
 
-def _compare(stat: Stat, got, ref, layer=None, acc=None, sabs=None, fan=1, allow_ties=True):
+def _compare(stat: Stat, got, ref, layer=None, acc=None, sabs=None, fan=1, allow_ties=True, frame0=0):
     stat.compared += got.size
     eq = got == ref
     stat.exact += int(eq.sum())
     bad = np.argwhere(~eq)
     for idx in bad:
-        idx = tuple(idx)
+        idx = tuple(int(i) for i in idx)
         ok = False
         if allow_ties and isinstance(layer, L.Requant) and layer.chain and not layer.exact_f32:
             if abs(int(got[idx]) - int(ref[idx])) <= (2 if layer.out_lo == -1 and layer.out_hi == 1 else 1):
@@ -193,16 +205,39 @@ def _compare(stat: Stat, got, ref, layer=None, acc=None, sabs=None, fan=1, allow
                 ok = near_tie(chain, idx[-1], int(acc[idx]), float(sabs[idx]) if sabs is not None else 0.0, fan)
         if ok:
             stat.near_ties += 1
-            stat.tie_frames.add(int(idx[0]))
+            stat.tie_frames.add(idx[0] + frame0)
         else:
             stat.unexplained += 1
-            if len(stat.examples) < 5:
-                stat.examples.append(f"{idx}: golden {got[idx]} reference {ref[idx]}"
+            if len(stat.examples) < 5:   # frame numbers of the whole run, not of this batch
+                stat.examples.append(f"{(idx[0] + frame0,) + idx[1:]}: golden {got[idx]} reference {ref[idx]}"
                                      + (f" (input {acc[idx]})" if acc is not None else ""))
 
 
-def check(design: Design, model, x: np.ndarray) -> Report:
-    """Compare golden and reference on a batch of float inputs x (ONNX layout, batch first)."""
+def check_stream(design: Design, model, batches) -> Report | None:
+    """`check` over an iterable of input batches, one batch in memory at a time: the reference's full execution
+    context of every frame is kept until its batch is compared, so memory grows with the batch, not the run.
+    The merged report equals `check` of all frames at once (every figure is per frame or a sum over frames).
+    None when there are no frames."""
+    rep = None
+    frame0 = 0
+    for x in batches:
+        r = check(design, model, x, frame0=frame0)
+        frame0 += x.shape[0]
+        if rep is None:
+            rep = r
+        else:
+            rep.add(r)
+    return rep
+
+
+def _frame_max(a: np.ndarray) -> np.ndarray:
+    """max |a| of each frame, broadcastable against a (batch first)."""
+    return np.abs(a).reshape(a.shape[0], -1).max(1).reshape((-1,) + (1,) * (a.ndim - 1))
+
+
+def check(design: Design, model, x: np.ndarray, frame0: int = 0) -> Report:
+    """Compare golden and reference on a batch of float inputs x (ONNX layout, batch first). `frame0`: the
+    number of the batch's first frame in the whole run (for the examples and tied frames)."""
     refs = reference_run(model, design.flavour, x)
     allow_ties = design.flavour != "qop"
     stats: dict[str, Stat] = {}
@@ -225,7 +260,7 @@ def check(design: Design, model, x: np.ndarray) -> Report:
                     sabs, fan = _sabs(design, prod, [env[i] for i in prod.inputs])
                 if sabs is None:
                     sabs = np.abs(acc).astype(np.float64)
-            _compare(st, got, ref, layer, acc, sabs, fan, allow_ties)
+            _compare(st, got, ref, layer, acc, sabs, fan, allow_ties, frame0)
             stats[layer.name] = st
             env[layer.output] = ref
         else:
@@ -237,7 +272,7 @@ def check(design: Design, model, x: np.ndarray) -> Report:
     # frames where a proven near-tie upstream may legitimately change the output
     tie_frames = set().union(*(s.tie_frames for s in stats.values())) if stats else set()
     tied = np.zeros(x.shape[0], dtype=bool)
-    tied[list(tie_frames)] = True
+    tied[[f - frame0 for f in tie_frames]] = True
     ref_scores = _ref_codes(design, design.scores, refs)
     got_scores = genv[design.scores]
     b = design.output_boundary
@@ -250,7 +285,9 @@ def check(design: Design, model, x: np.ndarray) -> Report:
         e2e.near_ties = int((diff & frame_tied).sum())
         e2e.unexplained = int((diff & ~frame_tied).sum())
         for idx in np.argwhere(diff & ~frame_tied)[:5]:
-            e2e.examples.append(f"{tuple(idx)}: golden {got_scores[tuple(idx)]} reference {ref_scores[tuple(idx)]}")
+            idx = tuple(int(i) for i in idx)
+            e2e.examples.append(f"{(idx[0] + frame0,) + idx[1:]}: golden {got_scores[idx]} reference "
+                                f"{ref_scores[idx]}")
     else:
         # a float output: the reference's own float32 arithmetic (sums in its order) against the exact integers
         # replayed through the same float32 ops; differences within the float32 bound count as near-ties
@@ -261,15 +298,18 @@ def check(design: Design, model, x: np.ndarray) -> Report:
         e2e.exact = int((gf == rf).sum())
         diff = gf != rf
         if diff.any():
-            scale = np.maximum(np.abs(rf), np.abs(gf)).max()
-            bound = float(design.tensors[design.scores].elements + 16) * U * 64 * max(scale, 1e-30)
+            # each frame is computed on its own, so its float32 error scales with its own largest value (a
+            # scale over all frames would make the verdict depend on which frames are checked together)
+            scale = np.maximum(_frame_max(rf), _frame_max(gf))
+            bound = float(design.tensors[design.scores].elements + 16) * U * 64 * np.maximum(scale, 1e-30)
             ok = (np.abs(gf - rf) <= bound) | tied.reshape((-1,) + (1,) * (gf.ndim - 1))
             e2e.near_ties = int((diff & ok).sum())
             # a float output within the proven bound may also flip a close arg-max
             tied = tied | (diff & ok).reshape(x.shape[0], -1).any(1)
             e2e.unexplained = int((diff & ~ok).sum())
             for idx in np.argwhere(diff & ~ok)[:5]:
-                e2e.examples.append(f"{tuple(idx)}: golden {gf[tuple(idx)]} reference {rf[tuple(idx)]}")
+                idx = tuple(int(i) for i in idx)
+                e2e.examples.append(f"{(idx[0] + frame0,) + idx[1:]}: golden {gf[idx]} reference {rf[idx]}")
     rep = Report(layers=stats, end_to_end=e2e, frames=x.shape[0])
     # arg-max agreement on the model's output
     out_name = model.graph.output[0].name
@@ -289,7 +329,7 @@ def check(design: Design, model, x: np.ndarray) -> Report:
     if design.output != design.scores and (label != ref_label).any():
         # the two classes' exact scores within the float32 bound of each other: the reference may pick either
         gf = output_float(design, genv).reshape(x.shape[0], -1)
-        bound = float(gf.shape[1] + 16) * U * 64 * max(float(np.abs(gf).max()), 1e-30)
+        bound = float(gf.shape[1] + 16) * U * 64 * np.maximum(np.abs(gf).max(1), 1e-30)   # per frame, as above
         rows = np.arange(x.shape[0])
         close = np.abs(gf[rows, label] - gf[rows, np.clip(ref_label, 0, gf.shape[1] - 1)]) <= bound
         tied = tied | ((label != ref_label) & close)
@@ -298,26 +338,45 @@ def check(design: Design, model, x: np.ndarray) -> Report:
     return rep
 
 
-def sample_inputs(design: Design, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Random float inputs on the input quantiser's grid: random codes, decoded through the input chain.
+@dataclass(frozen=True)
+class InputSampler:
+    """Random float inputs on the input quantiser's grid, frame by frame: frame i is the same whether frames are
+    drawn all at once or in batches (so a batched `gen check` sees the same inputs as an unbatched one)."""
+    values: tuple        # per channel: float32 inputs, one for each code the input chain can produce
+    shape: tuple         # IR shape (H, W, C)
+    layout: dict         # the graph input's layout (from_ir_layout)
 
-    We draw codes and search, per element, for a float32 value the input chain maps to that code: the decoded
-    value (code - zp) * scale pushed back through the pre-processing, then verified by re-encoding.
-    """
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        h, w, c = self.shape
+        xs = np.empty((n, h, w, c), dtype=np.float32)
+        for i in range(n):
+            for ch in range(c):
+                xs[i, ..., ch] = self.values[ch][rng.integers(0, len(self.values[ch]), size=(h, w))]
+        return from_ir_layout(xs, self.layout).astype(np.float32)
+
+    def batches(self, n: int, batch: int, rng: np.random.Generator):
+        """n frames in batches of at most `batch` frames."""
+        for start in range(0, n, batch):
+            yield self.draw(min(batch, n - start), rng)
+
+
+def input_sampler(design: Design) -> InputSampler:
+    """We draw codes and search, per element, for a float32 value the input chain maps to that code: the decoded
+    value (code - zp) * scale pushed back through the pre-processing, then verified by re-encoding."""
     inp = design.layers[0]
     t = design.tensors[inp.output]
     chain = [op_from_json(o) if isinstance(o, dict) else o for o in inp.chain]
     # candidate float values: a dense grid over the plausible input range, keep those hitting distinct codes
     grid = _input_grid(chain, t)
-    layout = dict(inp.graph_layout, ir_shape=t.shape)
     cand = np.broadcast_to(grid[:, None], (grid.size, t.channels)).astype(np.float32)
     codes = chain_f32(chain, cand.reshape(grid.size, 1, 1, t.channels), axis=-1).reshape(grid.size, t.channels)
-    xs = np.empty((n,) + t.shape, dtype=np.float32)
-    for c in range(t.channels):
-        vals, first = np.unique(codes[:, c], return_index=True)
-        pick = rng.integers(0, len(first), size=(n,) + t.shape[:2])
-        xs[..., c] = grid[first][pick]
-    return from_ir_layout(xs, layout).astype(np.float32)
+    values = tuple(grid[np.unique(codes[:, c], return_index=True)[1]] for c in range(t.channels))
+    return InputSampler(values=values, shape=tuple(t.shape), layout=dict(inp.graph_layout, ir_shape=t.shape))
+
+
+def sample_inputs(design: Design, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n random float inputs on the input quantiser's grid (see InputSampler)."""
+    return input_sampler(design).draw(n, rng)
 
 
 def _input_grid(chain, t) -> np.ndarray:
