@@ -2,8 +2,14 @@
  * libaccel.c - see libaccel.h. Two back ends behind one small table of operations:
  *   chardev: the kernel driver (write a frame, read its result, ioctl for registers and weights)
  *   sim:     a simulated device on a Unix socket (gen's SIMDEV protocol, accel_proto.h), for PC tests
- * Everything above the table (frame checks, padding, output parsing, identity check, weight upload) is the
- * same for both, so the tests on the simulated device exercise the code that runs on the board.
+ * Everything above the table (frame checks, padding, output parsing, identity check, weight upload, reopening
+ * a device that went away) is the same for both, so the tests on the simulated device exercise the code that
+ * runs on the board.
+ *
+ * A device that goes away (simulator killed, driver unbound or reloaded: the file answers ENODEV) is closed;
+ * every call then answers -ACCEL_E_UNAVAILABLE at once, except that one call per back-off interval tries to
+ * reopen it (same path, identity checked again, timeout applied again). So a long-running server serves
+ * again without a restart, and a dead device costs a caller no more than a failed open() now and then.
  */
 #define _GNU_SOURCE
 #include "libaccel.h"
@@ -11,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +30,13 @@
 #include "accel_design.h"
 #include "accel_uapi.h"
 
+/* reopen back-off: the first retry right away, then twice the wait each time, at most RECONNECT_MAX_MS */
+#define RECONNECT_MIN_MS 50
+#define RECONNECT_MAX_MS 1000
+
 struct accel_ops {
+	/* open the device: a file descriptor, or -1 */
+	int (*open)(const char *path);
 	/* a->in (padded input frame) -> a->out (at least ACCEL_OUT_FRAME_BYTES) */
 	int (*frame)(accel_t *a);
 	int (*read_reg)(accel_t *a, uint32_t off, uint32_t *val);
@@ -34,15 +47,27 @@ struct accel_ops {
 };
 
 struct accel {
-	int fd;
+	int fd;			/* -1 while the device is gone */
 	const struct accel_ops *ops;
+	char *path;		/* what to reopen */
 	unsigned int timeout_ms;
+	bool timeout_set;	/* accel_set_timeout was called: apply it again after a reopen */
+	long long retry_at;	/* gone: no reopen attempt before this time (now_ms) */
+	unsigned int backoff_ms;	/* gone: wait after the next failed attempt */
 	uint32_t next_id;	/* sim: request id; replies to older (timed-out) requests are dropped */
 	uint8_t in[ACCEL_IN_FRAME_PADDED];
 	uint8_t out[ACCEL_OUT_FRAME_PADDED];
 };
 
-/* errno of the driver -> ACCEL_E_* */
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* errno of the driver on an open file -> ACCEL_E_* */
 static int from_errno(int e)
 {
 	switch (e) {
@@ -50,8 +75,10 @@ static int from_errno(int e)
 		return -ACCEL_E_TIMEOUT;
 	case EINVAL:
 		return -ACCEL_E_FRAME_SIZE;
-	case ENODEV:
+	case ENODEV:	/* the driver's answer to files of a removed device (accel_drv.c, adev->gone) */
 	case ENXIO:
+	case ESHUTDOWN:
+		return -ACCEL_E_UNAVAILABLE;
 	case ENOENT:
 	case EACCES:
 		return -ACCEL_E_OPEN;
@@ -129,20 +156,18 @@ static int cdev_set_timeout(accel_t *a, unsigned int ms)
 	return cdev_ioctl(a, ACCEL_IOC_SET_TIMEOUT, &v);
 }
 
+static int cdev_open(const char *path)
+{
+	return open(path, O_RDWR | O_CLOEXEC);
+}
+
 static const struct accel_ops cdev_ops = {
-	cdev_frame, cdev_read_reg, cdev_write_reg, cdev_write_weight, cdev_reset, cdev_set_timeout,
+	cdev_open, cdev_frame, cdev_read_reg, cdev_write_reg, cdev_write_weight, cdev_reset, cdev_set_timeout,
 };
 
 /* ---- simulated device back end (SIMDEV protocol) ------------------------------------------------------- */
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
+/* the simulator closed the socket or the connection broke: it is gone, reopen it later */
 static int send_all(int fd, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
@@ -153,18 +178,22 @@ static int send_all(int fd, const void *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return -ACCEL_E_IO;
+			return -ACCEL_E_UNAVAILABLE;
 		p += n;
 		len -= (size_t)n;
 	}
 	return 0;
 }
 
+/* recv_all timed out in the middle of a message: the stream is out of step, only a new connection helps */
+#define RX_PARTIAL (-1000)
+
 /* read exactly len bytes before the deadline (buf NULL: discard them) */
 static int recv_all(int fd, void *buf, size_t len, long long deadline)
 {
 	uint8_t scratch[256];
 	uint8_t *p = buf;
+	size_t total = len;
 
 	while (len) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
@@ -174,19 +203,19 @@ static int recv_all(int fd, void *buf, size_t len, long long deadline)
 		int r;
 
 		if (left <= 0)
-			return -ACCEL_E_TIMEOUT;
+			return len == total ? -ACCEL_E_TIMEOUT : RX_PARTIAL;
 		r = poll(&pfd, 1, (int)left);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return -ACCEL_E_IO;
 		if (r == 0)
-			return -ACCEL_E_TIMEOUT;
+			return len == total ? -ACCEL_E_TIMEOUT : RX_PARTIAL;
 		n = recv(fd, p ? p : scratch, want, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return -ACCEL_E_IO;	/* simulator gone */
+			return -ACCEL_E_UNAVAILABLE;	/* simulator gone (closed, killed) */
 		if (p)
 			p += n;
 		len -= (size_t)n;
@@ -194,7 +223,13 @@ static int recv_all(int fd, void *buf, size_t len, long long deadline)
 	return 0;
 }
 
-/* one request, its reply; *value and up to cap payload bytes into out */
+static void dev_close(accel_t *a);
+
+/*
+ * One request, its reply; *value and up to cap payload bytes into out. A timeout with no byte of a reply
+ * leaves the connection in step (a late reply carries an old id and is skipped); a reply cut short or
+ * malformed does not, so the connection is dropped and reopened by the next call.
+ */
 static int sim_call(accel_t *a, uint32_t op, uint32_t arg0, uint32_t arg1, const void *payload, uint32_t len,
 		    uint32_t *value, uint8_t *out, uint32_t cap)
 {
@@ -203,6 +238,8 @@ static int sim_call(accel_t *a, uint32_t op, uint32_t arg0, uint32_t arg1, const
 	uint8_t h[SIM_REQ_BYTES];
 	int r;
 
+	if (a->fd < 0)
+		return -ACCEL_E_UNAVAILABLE;
 	put_le32(h, op);
 	put_le32(h + 4, id);
 	put_le32(h + 8, arg0);
@@ -219,25 +256,32 @@ static int sim_call(accel_t *a, uint32_t op, uint32_t arg0, uint32_t arg1, const
 		int32_t result;
 
 		r = recv_all(a->fd, resp, sizeof(resp), deadline);
-		if (r)
+		if (r == -ACCEL_E_TIMEOUT)
 			return r;
+		if (r)
+			goto out_of_step;
 		rlen = get_le32(resp + 16);
 		result = (int32_t)get_le32(resp + 8);
 		if (get_le32(resp + 4) != id) {	/* the late reply of a request that timed out */
 			r = recv_all(a->fd, NULL, rlen, deadline);
 			if (r)
-				return r;
+				goto out_of_step;
 			continue;
 		}
-		if (rlen > cap)
-			return -ACCEL_E_IO;
+		if (rlen > cap) {
+			r = -ACCEL_E_IO;
+			goto out_of_step;
+		}
 		r = recv_all(a->fd, out, rlen, deadline);
 		if (r)
-			return r;
+			goto out_of_step;
 		if (value)
 			*value = get_le32(resp + 12);
 		return result < 0 ? result : 0;
 	}
+out_of_step:
+	dev_close(a);
+	return r == RX_PARTIAL ? -ACCEL_E_TIMEOUT : r;
 }
 
 static int sim_reset(accel_t *a)
@@ -300,10 +344,6 @@ static int sim_set_timeout(accel_t *a, unsigned int ms)
 	return 0;	/* the timeout is a->timeout_ms, applied by sim_call */
 }
 
-static const struct accel_ops sim_ops = {
-	sim_frame, sim_read_reg, sim_write_reg, sim_write_weight, sim_reset, sim_set_timeout,
-};
-
 static int sim_connect(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -322,8 +362,11 @@ static int sim_connect(const char *path)
 	return fd;
 }
 
-/* ---- public API ---------------------------------------------------------------------------------------- */
+static const struct accel_ops sim_ops = {
+	sim_connect, sim_frame, sim_read_reg, sim_write_reg, sim_write_weight, sim_reset, sim_set_timeout,
+};
 
+/* ---- the device's life: open, identity, going away, reopening ------------------------------------------ */
 static int check_identity(accel_t *a)
 {
 	static const struct { uint32_t reg, want; } ids[] = {
@@ -350,6 +393,65 @@ static int check_identity(accel_t *a)
 	return v >> 16 == ACCEL_VERSION >> 16 ? 0 : -ACCEL_E_MISMATCH;
 }
 
+static void dev_close(accel_t *a)
+{
+	if (a->fd >= 0)
+		close(a->fd);
+	a->fd = -1;
+}
+
+/* open a->path and make sure it is this design, with this library's timeout; 0 or an error, fd closed on one */
+static int dev_open(accel_t *a)
+{
+	int r;
+
+	a->fd = a->ops->open(a->path);
+	if (a->fd < 0)
+		return -ACCEL_E_OPEN;
+	r = check_identity(a);
+	if (!r && a->timeout_set)
+		r = a->ops->set_timeout(a, a->timeout_ms);
+	if (r)
+		dev_close(a);
+	return r;
+}
+
+/* before each operation: the device is open, or reopened now, or -ACCEL_E_UNAVAILABLE (-ACCEL_E_MISMATCH
+ * when what came back at the path is another design) */
+static int dev_ready(accel_t *a)
+{
+	long long now;
+	int r;
+
+	if (a->fd >= 0)
+		return 0;
+	now = now_ms();
+	if (now < a->retry_at)
+		return -ACCEL_E_UNAVAILABLE;
+	r = dev_open(a);
+	if (!r)
+		return 0;
+	a->retry_at = now_ms() + a->backoff_ms;
+	a->backoff_ms = a->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : a->backoff_ms * 2;
+	return r == -ACCEL_E_MISMATCH ? r : -ACCEL_E_UNAVAILABLE;
+}
+
+/* after each operation on an open device: one that went away (or whose stream fell out of step, closed by
+ * sim_call) is closed, to be reopened by a later call - the next one at once: a quick restart costs one
+ * failed request */
+static int dev_done(accel_t *a, int r)
+{
+	if (r == -ACCEL_E_UNAVAILABLE)
+		dev_close(a);
+	if (a->fd < 0) {
+		a->retry_at = now_ms();
+		a->backoff_ms = RECONNECT_MIN_MS;
+	}
+	return r;
+}
+
+/* ---- public API ---------------------------------------------------------------------------------------- */
+
 int accel_open(const char *path, accel_t **out)
 {
 	accel_t *a;
@@ -366,16 +468,17 @@ int accel_open(const char *path, accel_t **out)
 	a->timeout_ms = 1000;
 	if (strncmp(path, "unix:", 5) == 0) {
 		a->ops = &sim_ops;
-		a->fd = sim_connect(path + 5);
+		a->path = strdup(path + 5);
 	} else {
 		a->ops = &cdev_ops;
-		a->fd = open(path, O_RDWR | O_CLOEXEC);
+		a->path = strdup(path);
 	}
-	if (a->fd < 0) {
+	if (!a->path) {
 		free(a);
-		return -ACCEL_E_OPEN;
+		return -ACCEL_E_NOMEM;
 	}
-	r = check_identity(a);
+	/* the first open is not retried: a wrong path or another design is the caller's to fix */
+	r = dev_open(a);
 	if (r) {
 		accel_close(a);
 		return r;
@@ -388,19 +491,25 @@ void accel_close(accel_t *a)
 {
 	if (!a)
 		return;
-	close(a->fd);
+	if (a->fd >= 0)
+		close(a->fd);
+	free(a->path);
 	free(a);
 }
 
 int accel_set_timeout(accel_t *a, unsigned int ms)
 {
-	int r;
+	int r = 0;
 
 	if (!a || ms < ACCEL_TIMEOUT_MIN_MS || ms > ACCEL_TIMEOUT_MAX_MS)
 		return -ACCEL_E_ARG;
-	r = a->ops->set_timeout(a, ms);
-	if (!r)
+	if (a->fd >= 0)		/* else it is applied when the device is reopened */
+		r = dev_done(a, a->ops->set_timeout(a, ms));
+	if (!r || r == -ACCEL_E_UNAVAILABLE) {
 		a->timeout_ms = ms;
+		a->timeout_set = true;
+		r = 0;
+	}
 	return r;
 }
 
@@ -425,9 +534,12 @@ int accel_infer(accel_t *a, const uint8_t *frame, size_t len, accel_result_t *re
 		return -ACCEL_E_ARG;
 	if (len != ACCEL_IN_FRAME_BYTES)
 		return -ACCEL_E_FRAME_SIZE;
+	r = dev_ready(a);
+	if (r)
+		return r;
 	memcpy(a->in, frame, len);
 	memset(a->in + len, 0, ACCEL_IN_FRAME_PADDED - len);	/* regmap: zero padding to whole DMA beats */
-	r = a->ops->frame(a);
+	r = dev_done(a, a->ops->frame(a));
 	if (r)
 		return r;
 	parse_result(a->out, res);
@@ -453,9 +565,12 @@ int accel_infer_batch(accel_t *a, const uint8_t *frames, size_t n, accel_result_
 
 int accel_read_reg(accel_t *a, uint32_t offset, uint32_t *value)
 {
+	int r;
+
 	if (!a || !value || offset % 4 || offset >= 4 * 64 || !(ACCEL_READABLE_MASK >> (offset / 4) & 1))
 		return -ACCEL_E_ARG;
-	return a->ops->read_reg(a, offset, value);
+	r = dev_ready(a);
+	return r ? r : dev_done(a, a->ops->read_reg(a, offset, value));
 }
 
 int accel_status(accel_t *a, uint32_t *values)
@@ -465,30 +580,62 @@ int accel_status(accel_t *a, uint32_t *values)
 
 	if (!a || !values)
 		return -ACCEL_E_ARG;
-	for (i = 0; i < NET_NUM_STATUS_REGS; i++) {
-		r = a->ops->read_reg(a, regs[i], &values[i]);
-		if (r)
-			return r;
-	}
-	return 0;
+	r = dev_ready(a);
+	for (i = 0; !r && i < NET_NUM_STATUS_REGS; i++)
+		r = dev_done(a, a->ops->read_reg(a, regs[i], &values[i]));
+	return r;
 }
 
 int accel_write_weight(accel_t *a, uint32_t layer, uint32_t addr, const uint32_t *data, size_t nwords)
 {
 	struct accel_weight_io w = { .layer = layer, .addr = addr };
+	int r;
 
 	if (!a || (!data && nwords) || nwords > ACCEL_CFG_DATA_WORDS)
 		return -ACCEL_E_ARG;
 	if (nwords)
 		memcpy(w.data, data, nwords * sizeof(uint32_t));
-	return a->ops->write_weight(a, &w);
+	r = dev_ready(a);
+	return r ? r : dev_done(a, a->ops->write_weight(a, &w));
 }
 
 int accel_reset(accel_t *a)
 {
+	int r;
+
 	if (!a)
 		return -ACCEL_E_ARG;
-	return a->ops->reset(a);
+	r = dev_ready(a);
+	return r ? r : dev_done(a, a->ops->reset(a));
+}
+
+/* the byte the RTL's input stage reads as the code the golden model computes with, for every byte value */
+static bool in_code_ok(uint8_t b)
+{
+	const int lo = ACCEL_IN_CODE_LO, hi = ACCEL_IN_CODE_HI;	/* ints: no "always true" compare warnings */
+	int code;
+
+	if (ACCEL_IN_CODE_BIPOLAR)
+		return b <= 1;	/* 1 = +1, 0 = -1; the RTL reads bit 0 only */
+	code = ACCEL_IN_CODE_SIGNED ? (int)(int8_t)b : (int)b;
+	return code >= lo && code <= hi;
+}
+
+int accel_check_frames(const uint8_t *frames, size_t len, size_t *bad_offset)
+{
+	size_t i;
+
+	if (!frames || !bad_offset)
+		return -ACCEL_E_ARG;
+	if (len == 0 || len % ACCEL_IN_FRAME_BYTES)
+		return -ACCEL_E_FRAME_SIZE;
+	for (i = 0; i < len; i++) {
+		if (!in_code_ok(frames[i])) {
+			*bad_offset = i;
+			return -ACCEL_E_BAD_FRAME;
+		}
+	}
+	return 0;
 }
 
 const char *accel_strerror(int err)

@@ -7,6 +7,10 @@
  *
  * Every function returns 0 (or a count) on success and a negative error code -ACCEL_E_* (accel_proto.h) on
  * failure; accel_strerror() says what it means. An accel_t is not thread-safe: use one per thread, or a lock.
+ *
+ * When the device goes away after accel_open (simulator restarted, driver unbound or reloaded), calls answer
+ * -ACCEL_E_UNAVAILABLE while the library reopens the same path with back-off (50 ms doubling to 1 s between
+ * attempts, one attempt inside a call, never a sleep); once it is back (same design) calls work again.
  */
 #ifndef LIBACCEL_H
 #define LIBACCEL_H
@@ -48,6 +52,11 @@ int accel_status(accel_t *a, uint32_t *values);
 int accel_write_weight(accel_t *a, uint32_t layer, uint32_t addr, const uint32_t *data, size_t nwords);
 /* soft reset: pipeline and error flags */
 int accel_reset(accel_t *a);
+
+/* len bytes of whole input frames: 0 when every byte is an input code of the design (ACCEL_IN_CODE_*),
+ * -ACCEL_E_BAD_FRAME with the offset of the first one that is not (the RTL would read it differently from
+ * the golden model), -ACCEL_E_FRAME_SIZE when len is not a whole number of frames */
+int accel_check_frames(const uint8_t *frames, size_t len, size_t *bad_offset);
 
 const char *accel_strerror(int err);
 

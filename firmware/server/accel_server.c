@@ -1,12 +1,20 @@
 /*
  * accel_server - the board's inference server: TCP, gen's NET protocol (accel_proto.h, PROTOCOL.md).
  *
- *   accel_server [-d DEVICE] [-b ADDRESS] [-p PORT] [-t DEVICE_TIMEOUT_MS] [-r RECV_TIMEOUT_MS] [-c MAX_CLIENTS]
+ *   accel_server [-d DEVICE] [-b ADDRESS] [-p PORT] [-t DEVICE_TIMEOUT_MS] [-r MESSAGE_TIMEOUT_MS]
+ *                [-i IDLE_TIMEOUT_MS] [-c MAX_CLIENTS]        (usage() says the ranges and defaults)
  *
  * DEVICE is /dev/<design> (default) or unix:SOCKET for a simulated device. One thread per client; the device
  * is shared under a mutex (it takes one frame at a time anyway), so several clients are served concurrently
- * and a slow or broken client never blocks the others. A message must arrive whole within RECV_TIMEOUT_MS of
- * its first byte. With -p 0 the system picks the port; the "listening on" line says which.
+ * and a slow or broken client never blocks the others. No client holds one of the MAX_CLIENTS slots for
+ * nothing: a request must arrive whole, and its reply be taken whole, within MESSAGE_TIMEOUT_MS (a client
+ * dribbling bytes or not reading is cut off), and a connection idle between messages for IDLE_TIMEOUT_MS is
+ * closed. With -p 0 the system picks the port; the "listening on" line says which.
+ *
+ * When the device goes away (simulator restarted, driver reloaded) requests that need it get UNAVAILABLE
+ * while libaccel reopens it with back-off; the server serves again on its own, no restart. Accept errors
+ * (out of file descriptors, ...) back off instead of spinning, and the log is rate-limited, so a flood of
+ * bad clients cannot fill the board's disk.
  *
  * Why C: on the board it is one small binary linked with libaccel.a - no interpreter or numpy on the Zynq's
  * root file system, nothing to install but the kernel module and this file.
@@ -15,11 +23,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,16 +38,36 @@
 #include <unistd.h>
 
 #include "accel_design.h"
+#include "accel_uapi.h"	/* ACCEL_TIMEOUT_MIN_MS, ..._MAX_MS */
 #include "libaccel.h"
 #include "le32.h"
 
+/* option defaults */
+#define DEFAULT_MSG_TIMEOUT_MS 5000
+#define DEFAULT_IDLE_TIMEOUT_MS 60000
+#define DEFAULT_MAX_CLIENTS 16
+#define DEFAULT_DEV_TIMEOUT_MS 1000
+#define MAX_MAX_CLIENTS 1024		/* one thread each */
+#define MAX_MSG_TIMEOUT_MS 600000
+#define MAX_IDLE_TIMEOUT_MS 86400000
+
+/* accept errors: wait ACCEPT_BACKOFF_MIN_MS, doubling to ..._MAX_MS, before the next accept; log one line
+ * per ACCEPT_LOG_INTERVAL_MS at most, with the count of those not logged */
+#define ACCEPT_BACKOFF_MIN_MS 10
+#define ACCEPT_BACKOFF_MAX_MS 1000
+#define ACCEPT_LOG_INTERVAL_MS 10000
+/* all log lines: at most LOG_BURST a second, then one line saying how many were dropped */
+#define LOG_BURST 20
+
 struct server {
 	accel_t *dev;
+	const char *dev_path;
+	bool dev_up;			/* under dev_lock: for one log line per device loss / return */
 	pthread_mutex_t dev_lock;	/* one request on the device at a time */
 	pthread_mutex_t lock;		/* guards the counters */
 	unsigned int clients, max_clients;
 	uint32_t requests, errors;
-	int recv_timeout_ms;
+	int msg_timeout_ms, idle_timeout_ms;
 };
 
 struct client {
@@ -46,17 +76,7 @@ struct client {
 	char name[64];
 };
 
-static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logf_(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fprintf(stderr, "accel_server: ");
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
+static volatile sig_atomic_t stopping;	/* SIGTERM / SIGINT: leave main() normally (sanitizers report) */
 
 static long long now_ms(void)
 {
@@ -66,24 +86,50 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logf_(const char *fmt, ...)
+{
+	static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+	static long long window;
+	static unsigned int lines, dropped;
+	long long now = now_ms();
+	va_list ap;
+
+	pthread_mutex_lock(&log_lock);
+	if (now - window >= 1000) {
+		if (dropped)
+			fprintf(stderr, "accel_server: (%u log lines dropped: more than %d a second)\n", dropped,
+				LOG_BURST);
+		window = now;
+		lines = dropped = 0;
+	}
+	if (lines < LOG_BURST) {
+		lines++;
+		va_start(ap, fmt);
+		fprintf(stderr, "accel_server: ");
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+		va_end(ap);
+	} else {
+		dropped++;
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
 enum rx { RX_OK, RX_EOF, RX_TIMEOUT, RX_ERROR };
 
-/* exactly len bytes; deadline < 0: wait as long as it takes (idle between messages) */
+/* exactly len bytes before the deadline */
 static enum rx recv_all(int fd, uint8_t *p, size_t len, long long deadline)
 {
 	while (len) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int wait = -1, r;
+		long long left = deadline - now_ms();
 		ssize_t n;
+		int r;
 
-		if (deadline >= 0) {
-			long long left = deadline - now_ms();
-
-			if (left <= 0)
-				return RX_TIMEOUT;
-			wait = (int)left;
-		}
-		r = poll(&pfd, 1, wait);
+		if (left <= 0)
+			return RX_TIMEOUT;
+		r = poll(&pfd, 1, (int)left);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -103,12 +149,24 @@ static enum rx recv_all(int fd, uint8_t *p, size_t len, long long deadline)
 	return RX_OK;
 }
 
-static int send_all(int fd, const uint8_t *p, size_t len)
+/* all of it before the deadline: a client that does not read its replies is cut off, not waited for */
+static int send_all(int fd, const uint8_t *p, size_t len, long long deadline)
 {
 	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		long long left = deadline - now_ms();
+		ssize_t n;
+		int r;
 
-		if (n < 0 && errno == EINTR)
+		if (left <= 0)
+			return -1;
+		r = poll(&pfd, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
 			continue;
 		if (n <= 0)
 			return -1;
@@ -118,8 +176,10 @@ static int send_all(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
-static int send_msg(int fd, uint8_t type, uint16_t status, const uint8_t *payload, uint32_t len)
+/* one reply, taken whole by the client within timeout_ms */
+static int send_msg(int fd, int timeout_ms, uint8_t type, uint16_t status, const uint8_t *payload, uint32_t len)
 {
+	long long deadline = now_ms() + timeout_ms;
 	uint8_t h[NET_HEADER_BYTES];
 
 	put_le32(h, NET_MAGIC);
@@ -128,9 +188,17 @@ static int send_msg(int fd, uint8_t type, uint16_t status, const uint8_t *payloa
 	h[6] = status & 0xFF;
 	h[7] = status >> 8;
 	put_le32(h + 8, len);
-	if (send_all(fd, h, sizeof(h)))
+	if (send_all(fd, h, sizeof(h), deadline))
 		return -1;
-	return len ? send_all(fd, payload, len) : 0;
+	return len ? send_all(fd, payload, len, deadline) : 0;
+}
+
+static int reply(struct client *c, uint8_t type, const uint8_t *payload, uint32_t len)
+{
+	if (send_msg(c->fd, c->srv->msg_timeout_ms, type, 0, payload, len) == 0)
+		return 0;
+	logf_("%s: reply not taken within %d ms (or connection lost): closing", c->name, c->srv->msg_timeout_ms);
+	return -1;
 }
 
 static void count(struct server *s, uint32_t *counter)
@@ -155,14 +223,45 @@ static int send_error(struct client *c, int code, const char *fmt, ...)
 		n = 0;
 	if ((size_t)n >= sizeof(text))
 		n = sizeof(text) - 1;
-	logf_("%s: %s", c->name, text);
+	/* a lost device is logged once by device_result(), not for every request that finds it gone */
+	if (code != ACCEL_E_UNAVAILABLE)
+		logf_("%s: %s", c->name, text);
 	count(c->srv, &c->srv->errors);
-	return send_msg(c->fd, NET_MSG_ERROR, (uint16_t)code, (const uint8_t *)text, (uint32_t)n);
+	return send_msg(c->fd, c->srv->msg_timeout_ms, NET_MSG_ERROR, (uint16_t)code, (const uint8_t *)text,
+			(uint32_t)n);
+}
+
+/* called under dev_lock with each device call's result: one log line when the device goes and comes back */
+static void device_result(struct server *s, int r)
+{
+	bool up = r != -ACCEL_E_UNAVAILABLE && r != -ACCEL_E_MISMATCH;
+
+	if (up == s->dev_up)
+		return;
+	s->dev_up = up;
+	if (up)
+		logf_("device %s is back: serving again", s->dev_path);
+	else
+		logf_("device %s: %s; reopening it with back-off", s->dev_path, accel_strerror(r));
+}
+
+/* the error text for a byte outside the input codes (ACCEL_IN_CODE_*) */
+static int bad_frame(struct client *c, const uint8_t *payload, size_t off)
+{
+	size_t frame = off / ACCEL_IN_FRAME_BYTES, byte = off % ACCEL_IN_FRAME_BYTES;
+
+	if (ACCEL_IN_CODE_BIPOLAR)
+		return send_error(c, ACCEL_E_BAD_FRAME, "INFER: frame %zu byte %zu is %u, not an input code "
+				  "(bipolar: 0 for -1, 1 for +1)", frame, byte, payload[off]);
+	return send_error(c, ACCEL_E_BAD_FRAME, "INFER: frame %zu byte %zu is %d (0x%02x), not an input code "
+			  "(%s %d..%d)", frame, byte, ACCEL_IN_CODE_SIGNED ? (int)(int8_t)payload[off] :
+			  (int)payload[off], payload[off], ACCEL_IN_CODE_SIGNED ? "signed" : "unsigned",
+			  ACCEL_IN_CODE_LO, ACCEL_IN_CODE_HI);
 }
 
 static int do_infer(struct client *c, const uint8_t *payload, uint32_t len)
 {
-	size_t n = len / ACCEL_IN_FRAME_BYTES, i, rec = 12 + 4 * ACCEL_NUM_SCORES;
+	size_t n = len / ACCEL_IN_FRAME_BYTES, i, rec = 12 + 4 * ACCEL_NUM_SCORES, bad;
 	accel_result_t *res;
 	uint8_t *out;
 	int r, j;
@@ -170,6 +269,10 @@ static int do_infer(struct client *c, const uint8_t *payload, uint32_t len)
 	if (len == 0 || len % ACCEL_IN_FRAME_BYTES || n > NET_MAX_BATCH)
 		return send_error(c, ACCEL_E_BAD_LENGTH, "INFER: %u bytes is not 1..%d frames of %d bytes",
 				  len, NET_MAX_BATCH, ACCEL_IN_FRAME_BYTES);
+	/* the RTL reads only the low bits of a byte: an out-of-range byte would give another answer than the
+	 * model was evaluated with, so it is an error, not a result */
+	if (accel_check_frames(payload, len, &bad) == -ACCEL_E_BAD_FRAME)
+		return bad_frame(c, payload, bad);
 	res = calloc(n, sizeof(*res));
 	out = malloc(8 + n * rec);
 	if (!res || !out) {
@@ -179,6 +282,7 @@ static int do_infer(struct client *c, const uint8_t *payload, uint32_t len)
 	}
 	pthread_mutex_lock(&c->srv->dev_lock);
 	r = accel_infer_batch(c->srv->dev, payload, n, res);
+	device_result(c->srv, r);
 	pthread_mutex_unlock(&c->srv->dev_lock);
 	if (r < 0) {
 		r = send_error(c, -r, "INFER: %s", accel_strerror(r));
@@ -194,7 +298,7 @@ static int do_infer(struct client *c, const uint8_t *payload, uint32_t len)
 			for (j = 0; j < ACCEL_NUM_SCORES; j++)
 				put_le32(p + 12 + 4 * j, (uint32_t)res[i].scores[j]);
 		}
-		r = send_msg(c->fd, NET_MSG_INFER_RESULT, 0, out, (uint32_t)(8 + n * rec));
+		r = reply(c, NET_MSG_INFER_RESULT, out, (uint32_t)(8 + n * rec));
 	}
 	free(res);
 	free(out);
@@ -204,7 +308,7 @@ static int do_infer(struct client *c, const uint8_t *payload, uint32_t len)
 static int do_config(struct client *c, const uint8_t *payload, uint32_t len)
 {
 	uint32_t n = len / NET_CFG_RECORD_BYTES, i, data[ACCEL_CFG_DATA_WORDS];
-	uint8_t reply[4];
+	uint8_t out[4];
 	int r = 0, j;
 
 	if (len == 0 || len % NET_CFG_RECORD_BYTES)
@@ -218,13 +322,14 @@ static int do_config(struct client *c, const uint8_t *payload, uint32_t len)
 			data[j] = get_le32(p + 8 + 4 * j);
 		r = accel_write_weight(c->srv->dev, get_le32(p), get_le32(p + 4), data, ACCEL_CFG_DATA_WORDS);
 	}
+	device_result(c->srv, r);
 	pthread_mutex_unlock(&c->srv->dev_lock);
 	if (r < 0)
 		return send_error(c, -r, "CONFIG: record %u of %u (layer %u, addr 0x%x): %s", i - 1, n,
 				  get_le32(payload + (i - 1) * NET_CFG_RECORD_BYTES),
 				  get_le32(payload + (i - 1) * NET_CFG_RECORD_BYTES + 4), accel_strerror(r));
-	put_le32(reply, n);
-	return send_msg(c->fd, NET_MSG_CONFIG_RESULT, 0, reply, sizeof(reply));
+	put_le32(out, n);
+	return reply(c, NET_MSG_CONFIG_RESULT, out, sizeof(out));
 }
 
 static int do_status(struct client *c, uint32_t len)
@@ -238,6 +343,7 @@ static int do_status(struct client *c, uint32_t len)
 		return send_error(c, ACCEL_E_BAD_LENGTH, "STATUS takes no payload (got %u bytes)", len);
 	pthread_mutex_lock(&s->dev_lock);
 	r = accel_status(s->dev, regs);
+	device_result(s, r);
 	pthread_mutex_unlock(&s->dev_lock);
 	if (r < 0)
 		return send_error(c, -r, "STATUS: %s", accel_strerror(r));
@@ -248,7 +354,7 @@ static int do_status(struct client *c, uint32_t len)
 	put_le32(out + 4 * i + 4, s->errors);
 	put_le32(out + 4 * i + 8, s->clients);
 	pthread_mutex_unlock(&s->lock);
-	return send_msg(c->fd, NET_MSG_STATUS_RESULT, 0, out, sizeof(out));
+	return reply(c, NET_MSG_STATUS_RESULT, out, sizeof(out));
 }
 
 static int do_info(struct client *c, uint32_t len)
@@ -265,7 +371,7 @@ static int do_info(struct client *c, uint32_t len)
 		return send_error(c, ACCEL_E_BAD_LENGTH, "INFO takes no payload (got %u bytes)", len);
 	for (i = 0; i < NET_NUM_INFO_FIELDS; i++)
 		put_le32(out + 4 * i, v[i]);
-	return send_msg(c->fd, NET_MSG_INFO_RESULT, 0, out, sizeof(out));
+	return reply(c, NET_MSG_INFO_RESULT, out, sizeof(out));
 }
 
 /* one message; returns 0 to go on with this client, -1 to close the connection */
@@ -277,10 +383,16 @@ static int serve_one(struct client *c)
 	enum rx rx;
 	int r;
 
-	rx = recv_all(c->fd, h, 1, -1);	/* idle until a message starts */
+	/* idle until a message starts, but not for ever: an idle client holds one of the max_clients slots */
+	rx = recv_all(c->fd, h, 1, now_ms() + c->srv->idle_timeout_ms);
 	if (rx == RX_EOF)
 		return -1;	/* client closed between messages: normal */
-	deadline = now_ms() + c->srv->recv_timeout_ms;
+	if (rx == RX_TIMEOUT) {
+		logf_("%s: idle for %d ms: closing", c->name, c->srv->idle_timeout_ms);
+		return -1;
+	}
+	/* from its first byte, the whole message within the message timeout: dribbling does not extend it */
+	deadline = now_ms() + c->srv->msg_timeout_ms;
 	if (rx == RX_OK)
 		rx = recv_all(c->fd, h + 1, sizeof(h) - 1, deadline);
 	if (rx == RX_OK)
@@ -305,7 +417,7 @@ static int serve_one(struct client *c)
 	}
 	if (rx != RX_OK) {
 		if (rx == RX_TIMEOUT)
-			send_error(c, ACCEL_E_TRUNCATED, "message incomplete after %d ms", c->srv->recv_timeout_ms);
+			send_error(c, ACCEL_E_TRUNCATED, "message incomplete after %d ms", c->srv->msg_timeout_ms);
 		else {
 			logf_("%s: connection lost in the middle of a message", c->name);
 			count(c->srv, &c->srv->errors);
@@ -350,41 +462,141 @@ static void *client_main(void *arg)
 	return NULL;
 }
 
-static void usage(const char *argv0)
+static void usage(FILE *f, const char *argv0)
 {
-	fprintf(stderr, "usage: %s [-d DEVICE] [-b ADDRESS] [-p PORT] [-t DEVICE_TIMEOUT_MS] [-r RECV_TIMEOUT_MS] "
-		"[-c MAX_CLIENTS]\n  DEVICE: %s (default) or unix:SOCKET (simulated device)\n", argv0, ACCEL_DEV_PATH);
+	fprintf(f, "usage: %s [-d DEVICE] [-b ADDRESS] [-p PORT] [-t DEVICE_TIMEOUT_MS] [-r MESSAGE_TIMEOUT_MS]\n"
+		"       [-i IDLE_TIMEOUT_MS] [-c MAX_CLIENTS]\n"
+		"  -d DEVICE   %s (default) or unix:SOCKET (simulated device); reopened with back-off if it goes\n"
+		"              away (requests get UNAVAILABLE meanwhile)\n"
+		"  -b ADDRESS  IPv4 address to listen on (default 0.0.0.0)\n"
+		"  -p PORT     TCP port, 0..65535 (default %d; 0: any free port, printed on the 'listening on' line)\n"
+		"  -t MS       device timeout per frame, %d..%d (default %d); then the device is reset\n"
+		"  -r MS       message timeout, 1..%d (default %d): a request must arrive whole, and its reply be\n"
+		"              taken whole, within MS of its first byte, else the connection is closed\n"
+		"  -i MS       idle timeout, 1..%d (default %d): a connection with no request for MS is closed\n"
+		"  -c N        clients served at once, 1..%d (default %d); more get BUSY\n"
+		"Bad values: one 'error:' line, exit status 2.\n",
+		argv0, ACCEL_DEV_PATH, NET_DEFAULT_PORT, ACCEL_TIMEOUT_MIN_MS, ACCEL_TIMEOUT_MAX_MS,
+		DEFAULT_DEV_TIMEOUT_MS, MAX_MSG_TIMEOUT_MS, DEFAULT_MSG_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS,
+		DEFAULT_IDLE_TIMEOUT_MS, MAX_MAX_CLIENTS, DEFAULT_MAX_CLIENTS);
+}
+
+/* the whole of arg a decimal integer in lo..hi, else exit 2 with one line naming the option and the range */
+static int int_option(int opt, const char *arg, long lo, long hi, const char *what)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < lo || v > hi) {
+		fprintf(stderr, "error: -%c '%s': %s must be an integer in %ld..%ld\n", opt, arg, what, lo, hi);
+		exit(2);
+	}
+	return (int)v;
+}
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+/* accept errors: one log line per ACCEPT_LOG_INTERVAL_MS with the count since the last one */
+static void accept_error(int err)
+{
+	static long long next_log;
+	static unsigned int unlogged;
+	long long now = now_ms();
+
+	if (now < next_log) {
+		unlogged++;
+		return;
+	}
+	if (unlogged)
+		logf_("accept: %s (and %u more accept errors in the last %d s)", strerror(err), unlogged,
+		      ACCEPT_LOG_INTERVAL_MS / 1000);
+	else
+		logf_("accept: %s (backing off)", strerror(err));
+	unlogged = 0;
+	next_log = now + ACCEPT_LOG_INTERVAL_MS;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);	/* a signal cuts it short: main() then sees `stopping` */
 }
 
 int main(int argc, char **argv)
 {
-	struct server srv = { .max_clients = 16, .recv_timeout_ms = 5000 };
+	struct server srv = { .max_clients = DEFAULT_MAX_CLIENTS, .msg_timeout_ms = DEFAULT_MSG_TIMEOUT_MS,
+			      .idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS, .dev_up = true };
 	const char *dev = ACCEL_DEV_PATH, *addr = "0.0.0.0";
-	unsigned int dev_timeout = 1000;
+	unsigned int dev_timeout = DEFAULT_DEV_TIMEOUT_MS;
 	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct in_addr any;
+	struct sigaction stop = { .sa_handler = on_stop };	/* no SA_RESTART: accept() returns EINTR */
 	socklen_t salen = sizeof(sa);
-	int port = NET_DEFAULT_PORT, opt, lfd, one = 1, r;
+	int port = NET_DEFAULT_PORT, opt, lfd, one = 1, r, backoff = 0;
 
-	while ((opt = getopt(argc, argv, "d:b:p:t:r:c:h")) != -1) {
+	opterr = 0;	/* getopt's own messages are not one 'error:' line */
+	while ((opt = getopt(argc, argv, ":d:b:p:t:r:i:c:h")) != -1) {
 		switch (opt) {
-		case 'd': dev = optarg; break;
-		case 'b': addr = optarg; break;
-		case 'p': port = atoi(optarg); break;
-		case 't': dev_timeout = (unsigned int)atoi(optarg); break;
-		case 'r': srv.recv_timeout_ms = atoi(optarg); break;
-		case 'c': srv.max_clients = (unsigned int)atoi(optarg); break;
-		default: usage(argv[0]); return opt == 'h' ? 0 : 2;
+		case 'd':
+			if (!*optarg) {
+				fprintf(stderr, "error: -d '': DEVICE must be a device node or unix:SOCKET\n");
+				return 2;
+			}
+			dev = optarg;
+			break;
+		case 'b':
+			if (inet_pton(AF_INET, optarg, &any) != 1) {
+				fprintf(stderr, "error: -b '%s': ADDRESS must be an IPv4 address (a.b.c.d)\n", optarg);
+				return 2;
+			}
+			addr = optarg;
+			break;
+		case 'p':
+			port = int_option(opt, optarg, 0, 65535, "PORT");
+			break;
+		case 't':
+			dev_timeout = (unsigned int)int_option(opt, optarg, ACCEL_TIMEOUT_MIN_MS, ACCEL_TIMEOUT_MAX_MS,
+							       "DEVICE_TIMEOUT_MS");
+			break;
+		case 'r':
+			srv.msg_timeout_ms = int_option(opt, optarg, 1, MAX_MSG_TIMEOUT_MS, "MESSAGE_TIMEOUT_MS");
+			break;
+		case 'i':
+			srv.idle_timeout_ms = int_option(opt, optarg, 1, MAX_IDLE_TIMEOUT_MS, "IDLE_TIMEOUT_MS");
+			break;
+		case 'c':
+			srv.max_clients = (unsigned int)int_option(opt, optarg, 1, MAX_MAX_CLIENTS, "MAX_CLIENTS");
+			break;
+		case 'h':
+			usage(stderr, argv[0]);
+			return 0;
+		case ':':
+			fprintf(stderr, "error: -%c needs a value (see -h)\n", optopt);
+			return 2;
+		default:
+			fprintf(stderr, "error: unknown option -%c (see -h)\n", optopt);
+			return 2;
 		}
 	}
-	if (port < 0 || port > 65535 || srv.recv_timeout_ms <= 0 || srv.max_clients == 0 ||
-	    inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
-		usage(argv[0]);
+	if (optind < argc) {
+		fprintf(stderr, "error: unexpected argument '%s' (see -h)\n", argv[optind]);
 		return 2;
 	}
+	inet_pton(AF_INET, addr, &sa.sin_addr);	/* checked above */
 	signal(SIGPIPE, SIG_IGN);
+	sigaction(SIGTERM, &stop, NULL);
+	sigaction(SIGINT, &stop, NULL);
 	pthread_mutex_init(&srv.dev_lock, NULL);
 	pthread_mutex_init(&srv.lock, NULL);
 
+	srv.dev_path = dev;
 	r = accel_open(dev, &srv.dev);
 	if (r < 0) {
 		logf_("cannot use the accelerator at %s: %s", dev, accel_strerror(r));
@@ -393,6 +605,7 @@ int main(int argc, char **argv)
 	r = accel_set_timeout(srv.dev, dev_timeout);
 	if (r < 0) {
 		logf_("device timeout %u ms: %s", dev_timeout, accel_strerror(r));
+		accel_close(srv.dev);
 		return 1;
 	}
 	sa.sin_port = htons((uint16_t)port);
@@ -401,26 +614,39 @@ int main(int argc, char **argv)
 	    bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 16) < 0 ||
 	    getsockname(lfd, (struct sockaddr *)&sa, &salen) < 0) {
 		logf_("cannot listen on %s:%d: %s", addr, port, strerror(errno));
+		accel_close(srv.dev);
 		return 1;
 	}
 	printf("accel_server: %s on %s, listening on %s:%d\n", ACCEL_DEV_NAME, dev, addr, ntohs(sa.sin_port));
 	fflush(stdout);
 
-	for (;;) {
+	while (!stopping) {
 		struct sockaddr_in peer;
 		socklen_t plen = sizeof(peer);
 		struct client *c;
 		pthread_t t;
-		int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
+		int fd;
 
+		/* after an error (out of descriptors or memory, ...) wait instead of spinning: the cause is not
+		 * gone the next microsecond, and each retry would log a line */
+		if (backoff)
+			sleep_ms(backoff);
+		if (stopping)
+			break;
+		fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EINTR && errno != ECONNABORTED)
-				logf_("accept: %s", strerror(errno));
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;	/* a signal, or a client gone before we took it: nothing wrong here */
+			accept_error(errno);
+			backoff = backoff ? (backoff * 2 > ACCEPT_BACKOFF_MAX_MS ? ACCEPT_BACKOFF_MAX_MS : backoff * 2)
+					  : ACCEPT_BACKOFF_MIN_MS;
 			continue;
 		}
+		backoff = 0;
 		c = calloc(1, sizeof(*c));
 		if (!c) {
 			close(fd);
+			backoff = ACCEPT_BACKOFF_MIN_MS;
 			continue;
 		}
 		c->srv = &srv;
@@ -443,8 +669,18 @@ int main(int argc, char **argv)
 			pthread_mutex_unlock(&srv.lock);
 			close(fd);
 			free(c);
+			backoff = ACCEPT_BACKOFF_MIN_MS;
 			continue;
 		}
 		pthread_detach(t);
 	}
+	/* clients still connected are cut off by the exit; the device and listening socket are closed first so a
+	 * sanitizer build reports only real leaks */
+	close(lfd);
+	pthread_mutex_lock(&srv.dev_lock);
+	accel_close(srv.dev);
+	srv.dev = NULL;
+	pthread_mutex_unlock(&srv.dev_lock);
+	logf_("stopped");
+	return 0;
 }

@@ -36,6 +36,8 @@ ERRORS: tuple[Error, ...] = (
     Error("CFG", 8, "weight upload rejected by the accelerator (CFG_ERROR: unknown layer or address)"),
     Error("DEVICE", 9, "the accelerator flagged the frame (short or long frame)"),
     Error("NOMEM", 10, "out of memory"),
+    Error("UNAVAILABLE", 11, "device unavailable (it went away; reopened with back-off, retry later)"),
+    Error("BAD_FRAME", 12, "input frame byte outside the design's input code range"),
     Error("BAD_MAGIC", 20, "not a message of this protocol (bad magic or version)"),
     Error("UNKNOWN_TYPE", 21, "unknown message type"),
     Error("BAD_LENGTH", 22, "payload length is wrong for this message type"),
@@ -64,7 +66,8 @@ class Message:
 
 NET_MESSAGES: tuple[Message, ...] = (
     Message("INFER", 0x01, "n >= 1 input frames of IN_FRAME_BYTES each (regmap input format, no padding), "
-            f"n <= {NET_MAX_BATCH}", "INFER_RESULT"),
+            f"n <= {NET_MAX_BATCH}; every byte one input code of the design's range (else BAD_FRAME, naming the "
+            "first bad byte)", "INFER_RESULT"),
     Message("CONFIG", 0x02, "weight words: records of u32 layer, u32 addr, u32 data[CFG_DATA_WORDS] "
             "(regmap run-time weight upload)", "CONFIG_RESULT"),
     Message("STATUS", 0x03, "empty", "STATUS_RESULT"),
@@ -160,7 +163,11 @@ def markdown() -> str:
             f"{NET_VERSION}, u8 type, u16 status, u32 payload length - then the payload. Requests carry status 0; "
             "a reply has the request's answer type, or ERROR with the status code and a text. After a bad magic, a "
             "too large or a truncated message the server closes the connection (it cannot find the next message); "
-            "after an unknown type or a wrong length it skips the payload and keeps the connection.", "",
+            "after an unknown type, a wrong length or a bad frame it skips the payload and keeps the connection. "
+            "A request must arrive whole, and its reply be taken whole, within the server's message timeout (-r); "
+            "a connection idle between messages for longer than the idle timeout (-i) is closed without a "
+            "message. While the device is gone (restarted, driver reloaded) requests that need it get "
+            "UNAVAILABLE; the server reopens it with back-off and serves again on its own.", "",
             "| type | code | payload | reply |", "|---|---|---|---|"]
     rows += [f"| {m.name} | 0x{m.code:02X} | {m.payload} | {m.reply} |" for m in NET_MESSAGES]
     rows += ["", f"STATUS_REGS: {', '.join(STATUS_REGS)}. INFO_FIELDS: {', '.join(INFO_FIELDS)}.", "",
