@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -65,25 +62,23 @@ def main(argv=None) -> int:
         return 130
 
 
-def _prepare_out(out: Path) -> Path:
-    """A fresh temporary folder beside `out`; checked for writability before any work is done."""
-    parent = out.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    except OSError as e:
-        raise GenError(f"output folder {out}: cannot write there ({e.strerror})") from None
+def _out_inputs(args) -> list:
+    """The files gen reads: an output folder holding one of them is refused (gen replaces the whole folder)."""
+    board = Path(args.board)
+    return [args.model, board if board.suffix else None, getattr(args, "fold", None)]
 
 
-def _commit_out(tmp: Path, out: Path) -> None:
-    """Replace `out` by the finished `tmp` folder (rename, so a failure never leaves a half-written folder)."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _prepare_out(out: Path, args):
+    """gen/outdir.py: `out` checked (a new or empty folder or an earlier gen output, never the user's files)
+    and a fresh temporary folder beside it to write into."""
+    from . import outdir
+    return outdir.prepare(out, _out_inputs(args), shown=str(out))
+
+
+def _commit_out(staging, args) -> None:
+    """The finished temporary folder in place of the output folder, atomically (gen/outdir.py)."""
+    from . import outdir
+    outdir.commit(staging, _out_inputs(args))
 
 
 def _fold(design, graph, board, args) -> dict:
@@ -98,6 +93,7 @@ def _fold(design, graph, board, args) -> dict:
 def cmd_generate(args) -> int:
     from rich.table import Table
 
+    from . import outdir
     from .boards import load_board
     from .frontend import load, lower
     from .hw import build_hw_graph
@@ -108,6 +104,7 @@ def cmd_generate(args) -> int:
     board = load_board(args.board)
     model_path = Path(args.model)
     out = Path(args.out) if args.out else Path("build") / model_path.stem
+    outdir.check(out, _out_inputs(args), shown=str(out))   # refuse before the work, not after it
     clock_mhz = float(getattr(args, "clock_mhz", None) or board["clock_mhz"])
     runtime_weights = bool(getattr(args, "runtime_weights", False))
     t0 = time.time()
@@ -132,7 +129,9 @@ def cmd_generate(args) -> int:
         design.folding = _fold(design, graph, board, args)
     bn, bc = graph.bottleneck(design.folding)
     step(f"fold: bottleneck {bn}, {bc:,} cycles per frame = {clock_mhz * 1e6 / bc:,.0f} fps at {clock_mhz:g} MHz", t)
-    tmp = _prepare_out(out)
+    staging = _prepare_out(out, args)
+    tmp = staging.tmp
+    restore_signals = outdir.terminate_as_interrupt()
     try:
         t = time.time()
         with con.status("emitting RTL"):
@@ -162,13 +161,15 @@ def cmd_generate(args) -> int:
         write_vivado(tmp, design, board)
         write_firmware(tmp, design, board, runtime_weights=runtime_weights, design_hash=em.design_hash)
         step("package: vivado/ (build.tcl, make bitstream), firmware/ (driver, overlay, libaccel, server, client)", t)
-        _commit_out(tmp, out)
+        _commit_out(staging, args)
     except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
+        outdir.discard(staging)
         raise GenError(f"output folder {out}: {e.strerror or e}") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        outdir.discard(staging)
         raise
+    finally:
+        restore_signals()
     table = Table(title=f"{design.name}: {len(rows)} layers")
     for col in ("layer", "op", "output", "type", "W bits", "MACs", "params (bits)"):
         table.add_column(col, justify="right" if col in ("MACs", "params (bits)", "W bits") else "left")
