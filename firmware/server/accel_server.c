@@ -454,10 +454,11 @@ static void *client_main(void *arg)
 
 	while (serve_one(c) == 0)
 		;
-	close(c->fd);
+	/* the slot first: a client that sees its connection closed may connect again at once */
 	pthread_mutex_lock(&s->lock);
 	s->clients--;
 	pthread_mutex_unlock(&s->lock);
+	close(c->fd);
 	free(c);
 	return NULL;
 }
@@ -489,7 +490,8 @@ static int int_option(int opt, const char *arg, long lo, long hi, const char *wh
 
 	errno = 0;
 	v = strtol(arg, &end, 10);
-	if (errno || end == arg || *end || v < lo || v > hi) {
+	/* strtol alone takes " 80", "+80" and "": only digits, with an optional minus (so -1 gets the range) */
+	if ((*arg != '-' && (*arg < '0' || *arg > '9')) || errno || end == arg || *end || v < lo || v > hi) {
 		fprintf(stderr, "error: -%c '%s': %s must be an integer in %ld..%ld\n", opt, arg, what, lo, hi);
 		exit(2);
 	}
