@@ -81,13 +81,13 @@ def _commit_out(staging, args) -> None:
     outdir.commit(staging, _out_inputs(args))
 
 
-def _fold(design, graph, board, args) -> dict:
+def _fold(design, graph, board, args, clock_mhz: float) -> dict:
     """The fold pass (gen/fold) when present, else the trivial folding (PE = SIMD = 1)."""
     try:
         from .fold import fold_design
     except ImportError:
         return graph.default_folding()
-    return fold_design(design, graph, board, fps=args.fps, fold_file=args.fold, clock_mhz=args.clock_mhz)
+    return fold_design(design, graph, board, fps=args.fps, fold_file=args.fold, clock_mhz=clock_mhz)
 
 
 def cmd_generate(args) -> int:
@@ -99,13 +99,16 @@ def cmd_generate(args) -> int:
     from .hw import build_hw_graph
     from .report import layer_rows, totals, write_json, write_markdown
     from .rtl.emit import emit, write_sim_dir
+    from .vendor.system import fclk0
 
     con = _console()
     board = load_board(args.board)
     model_path = Path(args.model)
     out = Path(args.out) if args.out else Path("build") / model_path.stem
     outdir.check(out, _out_inputs(args), shown=str(out))   # refuse before the work, not after it
-    clock_mhz = float(getattr(args, "clock_mhz", None) or board["clock_mhz"])
+    # the one design clock (what FCLK0 makes of the request, or a refusal): kept in design.json (folding
+    # "clock_mhz"), whence the RTL, firmware, simulated device, Vivado script and report take it
+    clock_mhz = fclk0(float(getattr(args, "clock_mhz", None) or board["clock_mhz"])).mhz
     runtime_weights = bool(getattr(args, "runtime_weights", False))
     t0 = time.time()
 
@@ -126,7 +129,8 @@ def cmd_generate(args) -> int:
     step(f"hardware graph: {len(graph.nodes)} kernels", t)
     t = time.time()
     with con.status("folding"):
-        design.folding = _fold(design, graph, board, args)
+        design.folding = _fold(design, graph, board, args, clock_mhz)
+        design.folding["clock_mhz"] = clock_mhz
     bn, bc = graph.bottleneck(design.folding)
     step(f"fold: bottleneck {bn}, {bc:,} cycles per frame = {clock_mhz * 1e6 / bc:,.0f} fps at {clock_mhz:g} MHz", t)
     staging = _prepare_out(out, args)

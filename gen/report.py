@@ -56,10 +56,22 @@ def totals(rows) -> dict:
             "layers": len(rows)}
 
 
+def clock(design: Design, board: dict) -> dict:
+    """The design clock and the FCLK0 setting that makes it (gen/vendor/system.py), for both report files."""
+    from .vendor.system import design_clock_mhz, fclk0
+    f = fclk0(design_clock_mhz(design, board))
+    return dict(mhz=f.mhz, khz=f.khz, fclk0=dict(source="IO PLL", pll_mhz=f.pll_mhz, divisor0=f.divisor0,
+                                                 divisor1=f.divisor1, mhz=f.mhz))
+
+
 def write_markdown(design: Design, board: dict, rows: list[dict]) -> str:
     t = totals(rows)
+    c = clock(design, board)
+    f = c["fclk0"]
     lines = [f"# {design.name} - gen report", "",
-             f"- flavour: {design.flavour}", f"- board: {board['name']} ({board['part']}, {board['clock_mhz']} MHz)",
+             f"- flavour: {design.flavour}", f"- board: {board['name']} ({board['part']})",
+             f"- clock: {c['mhz']:.6g} MHz ({c['khz']} kHz, the RTL's CLOCK_KHZ): FCLK0 = {f['source']} "
+             f"{f['pll_mhz']:g} MHz / {f['divisor0']} / {f['divisor1']}",
              f"- input: {design.tensors[design.input].shape} {design.tensors[design.input].dtype_name()}",
              f"- output: {design.tensors[design.output].shape} {design.tensors[design.output].dtype_name()}",
              f"- total MACs per frame: {t['macs']:,}", f"- parameter memory: {t['param_bits']:,} bits "
@@ -77,8 +89,8 @@ def write_markdown(design: Design, board: dict, rows: list[dict]) -> str:
 
 
 def write_json(design: Design, board: dict, rows) -> str:
-    return json.dumps({"design": design.name, "board": board["name"], "layers": rows, "totals": totals(rows),
-                       "notes": design.notes}, indent=1)
+    return json.dumps({"design": design.name, "board": board["name"], "clock": clock(design, board), "layers": rows,
+                       "totals": totals(rows), "notes": design.notes}, indent=1)
 
 
 # ================================================================================================ hardware report
@@ -92,7 +104,7 @@ def hw_rows(design: Design, graph, folding: dict, board: dict, clock_mhz: float 
     from .fold.fifo import fifo_reasons
     from .fold.fold import META
     meta = (folding or {}).get(META) or {}
-    clock = float(clock_mhz or meta.get("clock_mhz") or board.get("clock_mhz", 100))
+    clock = float(clock_mhz or (folding or {}).get("clock_mhz") or meta.get("clock_mhz") or board.get("clock_mhz", 100))
     cap = E.board_capacity(board)
     est = E.graph_estimate(graph, folding, design)
     cyc = graph.cycles(folding)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..ir import layers as L
 from ..ir.design import Design
 from ..shell import regmap
-from ..vendor.system import c_name, system
+from ..vendor.system import c_name, design_clock_mhz, system
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,6 @@ def make_spec(design: Design, board: dict, *, runtime_weights: bool | None = Non
                 in_shape=tuple(t.shape), in_lo=t.lo, in_hi=t.hi, in_signed=t.signed, in_bipolar=t.bipolar,
                 in_frame_bytes=regmap.in_frame_bytes(t.elements), num_scores=scores.elements,
                 out_frame_bytes=regmap.out_frame_bytes(scores.elements), dma_bits=board["dma"]["width_bits"],
-                clock_khz=int(round(board["clock_mhz"] * 1000)), has_class=has_class_output(design),
+                clock_khz=int(round(design_clock_mhz(design, board) * 1000)), has_class=has_class_output(design),
                 runtime_weights=writable, dma_base=sysmap.dma_base, accel_base=sysmap.accel_base,
                 reg_span=sysmap.span)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..errors import GenError
+
 # Block-design cells; the device-tree overlay's nodes describe the same two AXI-Lite slaves
 PS7, DMA, ACCEL = "ps7", "axi_dma", "accel"
 
@@ -14,6 +16,63 @@ PS7, DMA, ACCEL = "ps7", "axi_dma", "accel"
 IRQS: tuple[tuple[str, int], ...] = ((f"{DMA}/mm2s_introut", 4), (f"{DMA}/s2mm_introut", 4), (f"{ACCEL}/interrupt", 1))
 IRQ_F2P_FIRST_SPI = 61  # Zynq-7000 TRM, interrupt map: IRQ_F2P[7:0] are shared peripheral interrupts 61..68
 FCLK0_DT_CLOCK = 15     # Zynq clock controller: fclk0 is clock 15 (<&clkc 15>)
+# FCLK0 = IO PLL / DIVISOR0 / DIVISOR1 (Zynq-7000 TRM, "PL Clocks": FPGA0_CLK_CTRL, two 6-bit divisors). build.tcl
+# selects the IO PLL as FCLK0's source; PS7's IO PLL runs at 1000 MHz (33.333 MHz crystal x 30: the IP default and
+# the Zybo Z7 / PYNQ-Z2 presets).
+IO_PLL_MHZ = 1000.0
+FCLK_DIVISOR_MAX = 63
+
+
+@dataclass(frozen=True)
+class Fclk:
+    mhz: float        # the frequency FCLK0 will have (= the design clock)
+    divisor0: int
+    divisor1: int
+    pll_mhz: float = IO_PLL_MHZ
+
+    @property
+    def khz(self) -> int:
+        return int(round(self.mhz * 1000))
+
+
+def _fclk_choices() -> dict[int, tuple[int, int]]:
+    """divisor product -> (DIVISOR0, DIVISOR1), the smallest DIVISOR1 for each product."""
+    out: dict[int, tuple[int, int]] = {}
+    for d1 in range(1, FCLK_DIVISOR_MAX + 1):
+        for d0 in range(1, FCLK_DIVISOR_MAX + 1):
+            out.setdefault(d0 * d1, (d0, d1))
+    return out
+
+
+def fclk0(request_mhz: float) -> Fclk:
+    """The FCLK0 setting for a requested design clock. Refused (GenError) unless FCLK0 can make it exactly (to
+    the kHz the CLOCK_KHZ register holds): the RTL, firmware, report and timing constraint all assume one clock,
+    so a silently rounded FCLK0 would make every one of them wrong. The message names the nearest ones."""
+    choices = _fclk_choices()
+    want = int(round(request_mhz * 1000))
+    for prod in sorted(choices):
+        f = IO_PLL_MHZ / prod
+        if int(round(f * 1000)) == want:
+            return Fclk(f, *choices[prod])
+    freqs = sorted(IO_PLL_MHZ / p for p in choices)
+    below = max((f for f in freqs if f < request_mhz), default=None)
+    above = min((f for f in freqs if f > request_mhz), default=None)
+    near = " or ".join(f"{f:.6g}" for f in (below, above) if f is not None)
+    raise GenError(f"clock {request_mhz:g} MHz: the Zynq fabric clock FCLK0 (IO PLL {IO_PLL_MHZ:g} MHz / two "
+                   f"integer divisors) cannot run at it; the nearest it can make are {near} MHz: ask for one of "
+                   f"those (--clock-mhz)")
+
+
+def design_clock_mhz(design, board: dict) -> float:
+    """The design clock: decided once by `python -m gen` and kept in design.json (folding "clock_mhz"); the
+    board's clock for a design folded without it."""
+    mhz = (getattr(design, "folding", None) or {}).get("clock_mhz")
+    return float(mhz if mhz is not None else board["clock_mhz"])
+
+
+def tcl_mhz(mhz: float) -> str:
+    """A frequency for Vivado: up to 6 decimals, no trailing zeros (100 -> "100", 1000/7 -> "142.857143")."""
+    return f"{mhz:.6f}".rstrip("0").rstrip(".")
 
 
 def c_name(name: str) -> str:

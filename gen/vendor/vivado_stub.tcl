@@ -6,7 +6,8 @@
 # array per line: ["command", "arg1", ...]. A command not defined here is an error (a typo in the script, or a
 # command this dry run does not know), and so is a pin or cell name handed to get_bd_* that no create_bd_cell made.
 # Knobs (environment): STUB_BOARD_PARTS - board parts get_board_parts knows (space separated, default none);
-# STUB_FAIL_RUN - a run whose PROGRESS stays at 42%; STUB_INVALID_BD - validate_bd_design raises an error.
+# STUB_FAIL_RUN - a run whose PROGRESS stays at 42%; STUB_INVALID_BD - validate_bd_design raises an error;
+# STUB_IOPLL_MHZ - the PS7's IO PLL frequency (default 1000) from which FCLK0 is divided.
 
 set ::stub_log [open $::env(VIVADO_STUB_LOG) w]
 set ::stub_cells {}
@@ -58,7 +59,25 @@ proc get_board_parts {args} {
     foreach p [::stub_env STUB_BOARD_PARTS] { if {[string match $pattern $p]} { lappend found $p } }
     return $found
 }
-proc set_property {args} { ::stub_record set_property {*}$args; return "" }
+proc set_property {args} {
+    ::stub_record set_property {*}$args
+    if {[lindex $args 0] eq "-dict"} {
+        foreach {k v} [lindex $args 1] { set ::stub_props([::stub_last $args],$k) $v }
+    }
+    return ""
+}
+# FCLK0 as the PS7 IP computes it: the IO PLL divided by two divisors 1..63, nearest to the requested frequency
+proc ::stub_fclk {want} {
+    set pll [::stub_env STUB_IOPLL_MHZ 1000]
+    set best ""
+    for {set d0 1} {$d0 <= 63} {incr d0} {
+        for {set d1 1} {$d1 <= 63} {incr d1} {
+            set f [expr {double($pll) / ($d0 * $d1)}]
+            if {$best eq "" || abs($f - $want) < abs($best - $want)} { set best $f }
+        }
+    }
+    return [format %.6f $best]
+}
 proc add_files {args} {
     ::stub_record add_files {*}$args
     # files Vivado itself makes (/stub/...) aside, every source must exist
@@ -110,6 +129,7 @@ proc get_property {args} {
         STATUS { return [expr {$obj eq [::stub_env STUB_FAIL_RUN] ? "Running" : "$obj Complete!"}] }
         DIRECTORY { return "/stub/runs/$obj" }
         STATS.WNS { return 0.25 }
+        CONFIG.PCW_ACT_FPGA0_PERIPHERAL_FREQMHZ { return [::stub_fclk $::stub_props($obj,CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ)] }
         default { error "stub: get_property $prop is not stubbed" }
     }
 }
