@@ -145,6 +145,25 @@ def assert_infer_ok(built, c, seed=0, n=2):
     assert [r[3] for r in parse_results(body, built["spec"].num_scores)] == scores
 
 
+def served_conn(srv, rcvbuf=None, within=2.0):
+    """A connection the server has taken into a slot (an INFO answered): a client that closed a moment ago
+    may still hold its slot until the server's thread notices, so a BUSY is retried for `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        c = socket.socket()
+        if rcvbuf:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        c.settimeout(5)
+        c.connect(("127.0.0.1", srv.port))
+        send(c, MSG["INFO"])
+        mtype, status, _ = recv(c)
+        if mtype == MSG["INFO_RESULT"]:
+            return c
+        c.close()
+        assert status == ERR["BUSY"] and time.monotonic() < deadline
+        time.sleep(0.02)
+
+
 def closed_by_server(c, within):
     """The server closes c (EOF, or a reset for unread data) within `within` seconds."""
     c.settimeout(within)
@@ -238,13 +257,11 @@ def test_slowloris(built, start):
         assert 0.35 < took < 1.0
         assert HDR.unpack_from(reply)[2:4] == (MSG["ERROR"], ERR["TRUNCATED"])
         assert closed_by_server(slow, within=1)
-    with srv.conn() as c:                                    # -c 1: the slot is free again
+    with served_conn(srv) as c:                              # -c 1: the slot is free again
         assert_infer_ok(built, c, seed=6)
 
     info = HDR.pack(protocol.NET_MAGIC, protocol.NET_VERSION, MSG["INFO"], 0, 0)
-    slow = socket.socket()
-    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    slow.connect(("127.0.0.1", srv.port))
+    slow = served_conn(srv, rcvbuf=4096)
     done = threading.Event()
 
     def flood():
@@ -260,7 +277,7 @@ def test_slowloris(built, start):
         assert "reply not taken within 400 ms" in srv.stderr()
     finally:
         slow.close()
-    with srv.conn() as c:                                    # -c 1: the slot is free again
+    with served_conn(srv) as c:                              # -c 1: the slot is free again
         assert_infer_ok(built, c, seed=7)
 
 
