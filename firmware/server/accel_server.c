@@ -65,7 +65,8 @@ struct server {
 	bool dev_up;			/* under dev_lock: for one log line per device loss / return */
 	pthread_mutex_t dev_lock;	/* one request on the device at a time */
 	pthread_mutex_t lock;		/* guards the counters */
-	unsigned int clients, max_clients;
+	unsigned int clients, max_clients;	/* clients: threads not done */
+	struct client *list;		/* every client thread not yet joined (under lock) */
 	uint32_t requests, errors;
 	int msg_timeout_ms, idle_timeout_ms;
 };
@@ -74,6 +75,9 @@ struct client {
 	struct server *srv;
 	int fd;
 	char name[64];
+	pthread_t thread;
+	bool done;		/* under srv->lock: the thread has closed fd and is ending; main() joins it */
+	struct client *next;	/* srv->list */
 };
 
 static volatile sig_atomic_t stopping;	/* SIGTERM / SIGINT: leave main() normally (sanitizers report) */
@@ -454,13 +458,39 @@ static void *client_main(void *arg)
 
 	while (serve_one(c) == 0)
 		;
-	/* the slot first: a client that sees its connection closed may connect again at once */
+	/* the slot is free before the client sees the close (it may connect again at once), and main() never
+	 * shuts down an fd number that was closed here and reused */
 	pthread_mutex_lock(&s->lock);
+	close(c->fd);
+	c->done = true;
 	s->clients--;
 	pthread_mutex_unlock(&s->lock);
-	close(c->fd);
-	free(c);
-	return NULL;
+	return NULL;	/* main() joins the thread and frees c */
+}
+
+/* join the client threads that are done (all of them with `all`, after cutting their connections) */
+static void reap_clients(struct server *s, bool all)
+{
+	struct client **pp, *c, *done = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	for (pp = &s->list; (c = *pp);) {
+		if (all && !c->done)
+			shutdown(c->fd, SHUT_RDWR);	/* its recv/send return at once: the thread ends */
+		if (all || c->done) {
+			*pp = c->next;
+			c->next = done;
+			done = c;
+		} else {
+			pp = &c->next;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	while ((c = done)) {
+		done = c->next;
+		pthread_join(c->thread, NULL);
+		free(c);
+	}
 }
 
 static void usage(FILE *f, const char *argv0)
@@ -626,13 +656,13 @@ int main(int argc, char **argv)
 		struct sockaddr_in peer;
 		socklen_t plen = sizeof(peer);
 		struct client *c;
-		pthread_t t;
 		int fd;
 
 		/* after an error (out of descriptors or memory, ...) wait instead of spinning: the cause is not
 		 * gone the next microsecond, and each retry would log a line */
 		if (backoff)
 			sleep_ms(backoff);
+		reap_clients(&srv, false);	/* threads that ended since the last accept (at most max_clients) */
 		if (stopping)
 			break;
 		fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
@@ -662,23 +692,24 @@ int main(int argc, char **argv)
 			free(c);
 			continue;
 		}
-		srv.clients++;
-		pthread_mutex_unlock(&srv.lock);
-		if (pthread_create(&t, NULL, client_main, c) != 0) {
-			logf_("%s: cannot start a thread", c->name);
-			pthread_mutex_lock(&srv.lock);
-			srv.clients--;
+		/* under the lock: the thread cannot finish and be reaped before it is on the list */
+		if (pthread_create(&c->thread, NULL, client_main, c) != 0) {
 			pthread_mutex_unlock(&srv.lock);
+			logf_("%s: cannot start a thread", c->name);
 			close(fd);
 			free(c);
 			backoff = ACCEPT_BACKOFF_MIN_MS;
 			continue;
 		}
-		pthread_detach(t);
+		srv.clients++;
+		c->next = srv.list;
+		srv.list = c;
+		pthread_mutex_unlock(&srv.lock);
 	}
-	/* clients still connected are cut off by the exit; the device and listening socket are closed first so a
-	 * sanitizer build reports only real leaks */
+	/* cut the clients off and wait for their threads, close the device: an orderly end, so that a sanitizer
+	 * build checks for leaks with no thread half-way through its exit */
 	close(lfd);
+	reap_clients(&srv, true);
 	pthread_mutex_lock(&srv.dev_lock);
 	accel_close(srv.dev);
 	srv.dev = NULL;
