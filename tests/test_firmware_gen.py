@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gen.boards import load_board
-from gen.firmware import input_lut, make_spec, protocol, write_firmware
+from gen.firmware import make_spec, protocol, write_firmware
 from gen.golden.model import encode_input, from_ir_layout
 from gen.shell import regmap
 
@@ -36,17 +36,20 @@ def test_headers_are_regmap_and_protocol(generated):
     assert spec.has_class == (design.output != design.scores or design.tensors[design.scores].shape[:2] == (1, 1))
 
 
-def test_input_lut_is_the_golden_quantiser(generated):
-    design, _ = generated
-    lut = np.array(input_lut(design), np.uint8)
+def test_client_quantiser_is_the_golden_quantiser(generated):
+    """The host client's thresholds (accel_proto DESIGN["input"], gen/firmware/inputs.py) encode images as the
+    golden model does (more: tests/test_client_e2e.py)."""
+    from .test_firmware_e2e import load_generated
+
+    design, fw = generated
+    (client,) = load_generated(fw, "accel_client")
     h, w, c = design.tensors[design.input].shape
-    assert lut.shape == (c, 256)
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (2, h, w, c))
     x = from_ir_layout(img.astype(np.float32) / np.float32(255), design.layers[0].graph_layout)
     for k in range(2):
         expect = regmap.pack_input(encode_input(design, x)[k], dma_bits=8)
-        assert lut[np.arange(c)[None, None, :], img[k]].tobytes() == expect
+        assert client.encode(client.to_frame_order(x[k])) == expect
 
 
 def test_readme_register_table_is_current():

@@ -102,6 +102,18 @@ def export(model, path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         export_qonnx(model, torch.zeros(1, 1, wafermap.SIZE, wafermap.SIZE), export_path=str(path), dynamo=False)
+    stamp_input_kind(path)
+
+
+def stamp_input_kind(path):
+    """Write the input contract into the ONNX file's metadata (`gen.input_kind`, graph untouched): gen's host
+    client then maps wafer-map files to the model input as `wafermap.prepare` does, with no option to remember."""
+    import onnx
+    m = onnx.load(str(path))
+    for p in [p for p in m.metadata_props if p.key == "gen.input_kind"]:
+        m.metadata_props.remove(p)
+    m.metadata_props.add(key="gen.input_kind", value=wafermap.INPUT_KIND)
+    onnx.save(m, str(path))
 
 
 def main(argv=None):

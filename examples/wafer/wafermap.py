@@ -66,6 +66,9 @@ SIZE = 42
 RESIZE_MODES = ("nearest", "linear", "area", "max")
 HARD_MODES = ("nearest", "linear", "area")  # the modes the "hard" variant mixes
 OFF, PASS, FAIL = 0, 1, 2
+# what the exported models' input means, for gen (ONNX metadata `gen.input_kind`, written by train.py): the host
+# client then reads wafer-map files exactly as `prepare` does
+INPUT_KIND = f"codes:off={OFF},pass={PASS},fail={FAIL}"
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -18,14 +18,13 @@ import shutil
 from pathlib import Path
 
 import jinja2
-import numpy as np
 
 from ..shell import regmap
 from ..vendor.system import FCLK0_DT_CLOCK, system
-from . import protocol
+from . import inputs, protocol
 from .spec import Spec, make_spec
 
-__all__ = ["write_firmware", "make_spec", "Spec", "input_lut", "SOURCES"]
+__all__ = ["write_firmware", "make_spec", "Spec", "SOURCES"]
 
 SOURCES = Path(__file__).resolve().parents[2] / "firmware"   # the design-independent sources
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -43,23 +42,6 @@ def _mask(names) -> int:
     return sum(1 << (regmap.REG[n].offset // 4) for n in names)
 
 
-def input_lut(design, *, pixel_div: float = 255.0, pixel_offset: float = 0.0) -> list[list[int]]:
-    """For each input channel, the input-frame byte of each 8-bit pixel value k (float input k / pixel_div +
-    pixel_offset, in float32: k / 255 is correctly rounded either way, as images are usually scaled),
-    computed with the golden model's own input quantiser (encode_input) and regmap's byte format: the host
-    client turns images into frames by table look-up, without a second copy of the quantiser."""
-    from ..golden.model import encode_input
-
-    inp = design.layers[0]
-    t = design.tensors[design.input]
-    shape = tuple(inp.graph_layout["shape"])
-    k = np.arange(256, dtype=np.float32) / np.float32(pixel_div) + np.float32(pixel_offset)
-    x = np.broadcast_to(k.reshape((256,) + (1,) * len(shape)), (256,) + shape)
-    codes = encode_input(design, x)[:, 0, 0, :]             # (256, C): every pixel of an image is the same
-    frame = np.frombuffer(regmap.pack_input(codes.T, bipolar=t.bipolar, dma_bits=8), np.uint8)
-    return frame.reshape(t.channels, 256).tolist()
-
-
 def _readable() -> list[str]:
     return [r.name for r in regmap.REGISTERS if r.access in ("ro", "rw", "w1c", "const")]
 
@@ -70,11 +52,14 @@ def _writable() -> list[str]:
 
 
 def write_firmware(out_dir, design, board: dict, *, runtime_weights: bool | None = None,
-                   design_hash: int | None = None, pixel_div: float = 255.0, pixel_offset: float = 0.0,
-                   **opts) -> Path:
+                   design_hash: int | None = None, input_kind: str | None = None, **opts) -> Path:
     """Write OUT/firmware/ for `design` on `board`; returns the folder. `design_hash`: the DESIGN_HASH the
-    emitted RTL carries (default: computed as gen/rtl/emit.py does)."""
+    emitted RTL carries (default: computed as gen/rtl/emit.py does). `input_kind`: what the input files mean
+    (gen/firmware/inputs.py syntax; default: the design's input_contract, else `tensor`)."""
     spec = make_spec(design, board, runtime_weights=runtime_weights, design_hash=design_hash)
+    contract = inputs.parse_input_kind(input_kind) if input_kind is not None else \
+        (design.input_contract or inputs.input_contract(None))
+    host_input = inputs.host_description(design, contract)   # validates the kind against the input tensor
     sysmap = system(board)
     root = Path(out_dir) / "firmware"
     for sub in ("kernel", "overlay", "include", "libaccel", "server", "host"):
@@ -85,7 +70,7 @@ def write_firmware(out_dir, design, board: dict, *, runtime_weights: bool | None
     regs_h = regmap.c_header("ACCEL", spec.constants())
     design_h = _env.get_template("accel_design.h.j2").render(
         spec=spec, readable=_readable(), writable=_writable(), readable_mask=_mask(_readable()),
-        writable_mask=_mask(_writable()))
+        writable_mask=_mask(_writable()), input_kind=contract["spec"])
     for d in ("include", "kernel"):   # the kernel build sees only kernel/
         (root / d / "accel_regs.h").write_text(regs_h)
         (root / d / "accel_design.h").write_text(design_h)
@@ -98,12 +83,13 @@ def write_firmware(out_dir, design, board: dict, *, runtime_weights: bool | None
     (root / "Makefile").write_text(_env.get_template("user_Makefile.j2").render(spec=spec))
 
     host_constants = dict(spec.constants(), name=spec.name, runtime_weights=list(spec.runtime_weights),
-                          input_lut=input_lut(design, pixel_div=pixel_div, pixel_offset=pixel_offset),
-                          pixel_div=pixel_div, pixel_offset=pixel_offset)
+                          input=host_input)
     proto_py = protocol.python_module(host_constants)
     (root / "host" / "accel_proto.py").write_text(proto_py)
     (root / "libaccel" / "accel_proto.py").write_text(proto_py)
     (root / "host" / "PROTOCOL.md").write_text(protocol.markdown())
     (root / "README.md").write_text(_env.get_template("README.md.j2").render(
-        spec=spec, sys=sysmap, board=board, protocol=protocol, regtable=regmap.markdown_table()))
+        spec=spec, sys=sysmap, board=board, protocol=protocol, regtable=regmap.markdown_table(),
+        input_kind=contract["spec"], input_meaning=inputs.describe(contract),
+        input_formats="\n".join(f"- {f}" for f in inputs.file_formats(contract))))
     return root

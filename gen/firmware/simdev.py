@@ -43,6 +43,21 @@ class DeviceBackend(Protocol):
     def write_reg(self, offset: int, value: int) -> None: ...
 
 
+def input_codes(raw: np.ndarray, design) -> np.ndarray:
+    """Frame bytes -> input codes exactly as the RTL's input adapter and first kernel read them
+    (rtl_templates/accel_input.sv.j2): only the low A_BITS of each byte (the input tensor's bits), two's
+    complement when signed, bipolar 1 -> +1 and 0 -> -1. A byte above the code range is therefore not an error
+    here but the code its low bits spell, as on the device."""
+    t = design.tensors[design.input]
+    bits = t.bits
+    c = np.asarray(raw, np.int64) & ((1 << bits) - 1)
+    if t.bipolar:
+        return 2 * c - 1
+    if t.signed:
+        c = np.where(c >= 1 << (bits - 1), c - (1 << bits), c)
+    return c
+
+
 class GoldenBackend:
     """regmap's registers and frame handling around the golden model (gen/golden/model.py).
 
@@ -111,11 +126,8 @@ class GoldenBackend:
             flags |= regmap.FLAG_SHORT
         elif regmap.beats(len(frame), s.dma_bits) > regmap.beats(n, s.dma_bits):
             flags |= regmap.FLAG_LONG
-        raw = (bytes(frame) + bytes(n))[:n]
-        c = np.frombuffer(raw, np.int8 if s.in_signed else np.uint8).astype(np.int64)
-        if s.in_bipolar:
-            c = 2 * c - 1
-        return c.reshape(s.in_shape), flags
+        raw = np.frombuffer((bytes(frame) + bytes(n))[:n], np.uint8)
+        return input_codes(raw, self.design).reshape(s.in_shape), flags
 
     def infer(self, frame: bytes) -> bytes:
         from ..golden.model import run

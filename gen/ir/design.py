@@ -24,6 +24,10 @@ class Design:
     output_boundary: dict = field(default_factory=dict)   # float32 replay: scores -> the reference's output
     notes: list[str] = field(default_factory=list)
     folding: dict = field(default_factory=dict)   # filled by the fold pass
+    # what the float input tensor means to the host (gen/firmware/inputs.py: --input-kind or the ONNX metadata);
+    # empty = not stated. In design.json but not in to_json(), which DESIGN_HASH hashes: the hardware is the same
+    # whatever the input files mean, so a bitstream serves clients generated with any contract.
+    input_contract: dict = field(default_factory=dict)
 
     def add_tensor(self, t: TensorInfo) -> TensorInfo:
         if t.name in self.tensors:
@@ -58,7 +62,10 @@ class Design:
                 "layers": [layer.to_json() for layer in self.layers]}
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1))
+        d = self.to_json()
+        if self.input_contract:
+            d["input_contract"] = self.input_contract
+        Path(path).write_text(json.dumps(d, indent=1))
 
     @classmethod
     def from_json(cls, d: dict) -> "Design":
@@ -66,7 +73,7 @@ class Design:
             raise ValueError(f"design.json format {d.get('format')} is not {FORMAT_VERSION}")
         des = cls(name=d["name"], flavour=d["flavour"], input=d["input"], output=d["output"],
                   scores=d["scores"], output_boundary=d["output_boundary"], notes=d["notes"],
-                  folding=d.get("folding") or {})
+                  folding=d.get("folding") or {}, input_contract=d.get("input_contract") or {})
         for t in d["tensors"]:
             des.tensors[t["name"]] = TensorInfo.from_json(t)
         des.layers = [layer_from_json(x) for x in d["layers"]]
