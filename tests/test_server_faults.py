@@ -81,11 +81,12 @@ def built(tmp_path_factory):
 
 
 class Server:
-    def __init__(self, exe, dev_path, log, args, **popen):
+    def __init__(self, exe, device, log, args, env=None, **popen):
         self.log = log
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:halt_on_error=1", UBSAN_OPTIONS="halt_on_error=1")
+        env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1", "UBSAN_OPTIONS": "halt_on_error=1",
+               **(env or {})}
         with open(log, "w") as err:   # a file, not a pipe: a flood of log lines cannot block the server
-            self.proc = subprocess.Popen([str(exe), "-d", f"unix:{dev_path}", "-b", "127.0.0.1", "-p", "0", *args],
+            self.proc = subprocess.Popen([str(exe), "-d", device, "-b", "127.0.0.1", "-p", "0", *args],
                                          stdout=subprocess.PIPE, stderr=err, text=True, env=env, **popen)
         line = self.proc.stdout.readline()
         assert "listening on" in line, line + self.stderr()
@@ -117,8 +118,9 @@ def start(request, built, tmp_path):
         exe = built["asan"]
     servers = []
 
-    def start_server(*args, **popen):
-        s = Server(exe, built["dev"].sock, tmp_path / f"server{len(servers)}.log", args, **popen)
+    def start_server(*args, device=None, **popen):
+        s = Server(exe, device or f"unix:{built['dev'].sock}", tmp_path / f"server{len(servers)}.log", args,
+                   **popen)
         servers.append(s)
         return s
 
@@ -468,3 +470,209 @@ def test_accept_errors_back_off(built, start):
     finally:
         for c in held:
             c.close()
+
+
+# ---- the char device backend: the driver's file answers ENODEV once the device is removed ---------------------
+
+# A stand-in for the kernel driver, preloaded into the server: FAKE_CDEV is the device node, FAKE_CDEV_STATE a
+# file holding the device's generation. No file (or 0): the node does not exist (open: ENOENT). A file opened
+# under another generation gets ENODEV from every read, write and ioctl - what accel_drv.c does for files of a
+# removed device (adev->gone). Registers answer this design's identity, frames come back as zero scores.
+FAKE_CDEV_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include "accel_design.h"
+#include "accel_uapi.h"
+
+#define MAX_FD 4096
+static int gen_of_fd[MAX_FD];	/* the generation a fake fd was opened under; 0: not ours */
+
+static int (*real_open)(const char *, int, ...);
+static ssize_t (*real_read)(int, void *, size_t);
+static ssize_t (*real_write)(int, const void *, size_t);
+static int (*real_close)(int);
+static int (*real_ioctl)(int, unsigned long, ...);
+
+static void init(void)
+{
+	if (real_open)
+		return;
+	real_read = dlsym(RTLD_NEXT, "read");
+	real_write = dlsym(RTLD_NEXT, "write");
+	real_close = dlsym(RTLD_NEXT, "close");
+	real_ioctl = dlsym(RTLD_NEXT, "ioctl");
+	real_open = dlsym(RTLD_NEXT, "open");
+}
+
+static int generation(void)
+{
+	char buf[16] = "";
+	int fd = real_open(getenv("FAKE_CDEV_STATE"), O_RDONLY | O_CLOEXEC), n;
+
+	if (fd < 0)
+		return 0;
+	n = (int)real_read(fd, buf, sizeof(buf) - 1);
+	real_close(fd);
+	return n > 0 ? atoi(buf) : 0;
+}
+
+static int ours(int fd)
+{
+	return fd >= 0 && fd < MAX_FD && gen_of_fd[fd];
+}
+
+static int gone(int fd)
+{
+	if (gen_of_fd[fd] == generation())
+		return 0;
+	errno = ENODEV;
+	return 1;
+}
+
+int open(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	va_list ap;
+	int fd, g;
+
+	init();
+	if (flags & O_CREAT) {
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	if (!getenv("FAKE_CDEV") || strcmp(path, getenv("FAKE_CDEV")))
+		return real_open(path, flags, mode);
+	g = generation();
+	if (!g) {
+		errno = ENOENT;
+		return -1;
+	}
+	fd = real_open("/dev/null", O_RDWR | (flags & O_CLOEXEC));
+	if (fd >= 0 && fd < MAX_FD)
+		gen_of_fd[fd] = g;
+	return fd;
+}
+
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
+
+int close(int fd)
+{
+	init();
+	if (fd >= 0 && fd < MAX_FD)
+		gen_of_fd[fd] = 0;
+	return real_close(fd);
+}
+
+ssize_t write(int fd, const void *buf, size_t len)
+{
+	init();
+	if (!ours(fd))
+		return real_write(fd, buf, len);
+	return gone(fd) ? -1 : (ssize_t)len;
+}
+
+ssize_t read(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+
+	init();
+	if (!ours(fd))
+		return real_read(fd, buf, len);
+	if (gone(fd))
+		return -1;
+	if (len < ACCEL_OUT_FRAME_BYTES) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(p, 0, ACCEL_OUT_FRAME_BYTES);	/* class 0, seq 0, no flags, zero scores */
+	return ACCEL_OUT_FRAME_BYTES;
+}
+
+static uint32_t reg(uint32_t off)
+{
+	switch (off) {
+	case ACCEL_REG_ID: return ACCEL_ID_MAGIC;
+	case ACCEL_REG_VERSION: return ACCEL_VERSION;
+	case ACCEL_REG_DESIGN_HASH: return (uint32_t)ACCEL_DESIGN_HASH;
+	case ACCEL_REG_IN_FRAME_BYTES: return ACCEL_IN_FRAME_BYTES;
+	case ACCEL_REG_OUT_FRAME_BYTES: return ACCEL_OUT_FRAME_BYTES;
+	case ACCEL_REG_NUM_SCORES: return ACCEL_NUM_SCORES;
+	default: return 0;
+	}
+}
+
+int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	void *arg;
+
+	init();
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (!ours(fd))
+		return real_ioctl(fd, req, arg);
+	if (gone(fd))
+		return -1;
+	if (req == ACCEL_IOC_READ_REG) {
+		struct accel_reg_io *io = arg;
+
+		io->value = reg(io->offset);
+		return 0;
+	}
+	if (req == ACCEL_IOC_SET_TIMEOUT || req == ACCEL_IOC_RESET || req == ACCEL_IOC_WRITE_REG)
+		return 0;
+	errno = EOPNOTSUPP;
+	return -1;
+}
+"""
+
+
+def test_chardev_removed_and_back(built, start, tmp_path):
+    """/dev/NAME: the driver's file answers ENODEV after the device is removed, the node is missing for a
+    while, then a new device appears - the server reports UNAVAILABLE meanwhile and serves again by itself."""
+    src, lib = tmp_path / "fake_cdev.c", tmp_path / "fake_cdev.so"
+    src.write_text(FAKE_CDEV_C)
+    r = subprocess.run([CC, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", f"-I{built['fw'] / 'include'}", "-o",
+                        str(lib), str(src), "-ldl"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    node, state = tmp_path / "accel0", tmp_path / "accel0.state"
+    state.write_text("1")
+    # verify_asan_link_order=0: ASan wants its runtime first among the libraries, the preloaded fake driver
+    # comes before it (its calls still reach ASan's interceptors through RTLD_NEXT)
+    srv = start("-t", "300", device=str(node),
+                env=dict(LD_PRELOAD=str(lib), FAKE_CDEV=str(node), FAKE_CDEV_STATE=str(state),
+                         ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:verify_asan_link_order=0"))
+    names = protocol.STATUS_REGS + protocol.SERVER_COUNTERS
+    with srv.conn() as c:
+        send(c, MSG["STATUS"])
+        mtype, _, body = recv(c)
+        assert mtype == MSG["STATUS_RESULT"]
+        assert dict(zip(names, struct.unpack(f"<{len(names)}I", body)))["ID"] == regmap.ID_MAGIC
+        state.unlink()                                       # removed: ENODEV on the open file, then ENOENT
+        for mtype_ in ("STATUS", "INFER", "STATUS"):
+            send(c, MSG[mtype_], bytes(built["spec"].in_frame_bytes) if mtype_ == "INFER" else b"")
+            mtype, status, body = recv(c)
+            assert (mtype, status) == (MSG["ERROR"], ERR["UNAVAILABLE"]) and b"device unavailable" in body, body
+        state.write_text("2")                                # a new device at the same node
+        t0 = time.monotonic()
+        while True:
+            send(c, MSG["STATUS"])
+            mtype, status, body = recv(c)
+            if mtype == MSG["STATUS_RESULT"]:
+                break
+            assert status == ERR["UNAVAILABLE"] and time.monotonic() - t0 < 3, body
+            time.sleep(0.05)
+        send(c, MSG["INFER"], bytes(built["spec"].in_frame_bytes))
+        assert recv(c)[:2] == (MSG["INFER_RESULT"], 0)
+    log = srv.stderr()
+    assert log.count("reopening it with back-off") == 1 and log.count("is back: serving again") == 1, log
