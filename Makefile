@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml | $(VPY)
 
 install: $(STAMP)
 
+# generate, then wafer maps in files -> host client -> server -> simulated device (skipped for other input kinds)
 demo: $(STAMP)
 	$(VPY) -m gen $(MODEL) --board $(BOARD)
+	$(VPY) examples/wafer/client_demo.py build/$(basename $(notdir $(MODEL))) --board $(BOARD)
 
 test: $(STAMP)
 	$(VPY) -m pytest -n $(JOBS) -q
