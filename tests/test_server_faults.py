@@ -1,6 +1,7 @@
 """The server fault suite: accel_server (C) + libaccel (C) against a simulated device in its own process, under
-faults - the device killed and restarted, idle and slow clients, the client limit, malformed messages, input
-bytes outside the design's code range, bad command-line options, accept errors.
+faults - the device killed and restarted (and a char device removed and back, through a preloaded stand-in
+for the driver), idle and slow clients, the client limit, malformed messages, input bytes outside the
+design's code range, a log flood, bad command-line options, accept errors.
 
 Every test runs twice: against the normal build and against `make asan` (AddressSanitizer + UBSan, any
 error aborts the server); each server is stopped with SIGTERM, must exit 0 and its log must hold no sanitizer
@@ -341,6 +342,24 @@ def test_malformed_messages(built, start):
         send(c, MSG["INFER"], bytes([_bad_bytes(built["spec"])[0]]) * n)       # out-of-range input bytes
         assert recv(c)[:2] == (MSG["ERROR"], ERR["BAD_FRAME"])
         assert_infer_ok(built, c, seed=9)
+
+
+def test_log_rate_limited(built, start):
+    """A client sending bad messages as fast as it can: every one is answered, but the log takes at most 20
+    lines a second and then says how many it dropped - nothing lost from the count, no flood on the board."""
+    srv = start()
+    bad = HDR.pack(protocol.NET_MAGIC, protocol.NET_VERSION, 0x7E, 0, 0)
+    with srv.conn() as c:
+        c.sendall(bad * 300)
+        for _ in range(300):
+            assert recv(c)[:2] == (MSG["ERROR"], ERR["UNKNOWN_TYPE"])
+        time.sleep(1.1)                                      # a new second: the next line reports the drops
+        c.sendall(bad)
+        assert recv(c)[:2] == (MSG["ERROR"], ERR["UNKNOWN_TYPE"])
+    log = srv.stderr()
+    logged = log.count("unknown message type 0x7e")
+    dropped = sum(int(n) for n in re.findall(r"\((\d+) log lines dropped: more than 20 a second\)", log))
+    assert logged + dropped == 301 and logged <= 2 * 20 + 1 and dropped >= 300 - 2 * 20, log
 
 
 def _bad_bytes(spec):
