@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
 
+from .boards import CLOCK_MHZ_MAX, CLOCK_MHZ_MIN
 from .errors import GenError
 
 
@@ -15,15 +17,58 @@ def _console():
     return Console(stderr=False, highlight=False)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are GenErrors: main prints one `error:` line and returns 2 (no SystemExit)."""
+
+    def error(self, message):
+        raise GenError(f"{message} (see {self.prog} --help)")
+
+
+def _number(opt: str, lo: float, hi: float, lo_open: bool, what: str):
+    """argparse type: a finite float in [lo, hi] (lo excluded when lo_open); the message states the range."""
+    rng = f"{lo:g} {'(exclusive) ' if lo_open else ''}to {hi:,.10g}"
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = None
+        if v is None or not math.isfinite(v) or v < lo or (lo_open and v == lo) or v > hi:
+            raise argparse.ArgumentTypeError(f"{text}: must be {what}, a finite number in the range {rng}")
+        return v
+    return parse
+
+
+def _whole(opt: str, lo: int, what: str):
+    """argparse type: an integer >= lo."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or v < lo:
+            raise argparse.ArgumentTypeError(f"{text}: must be {what}, a whole number >= {lo}")
+        return v
+    return parse
+
+
+# --fps: above 0, at most one frame per clock cycle at the highest clock (gen.boards.CLOCK_MHZ_MAX)
+FPS_MAX = CLOCK_MHZ_MAX * 1e6
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gen", description="Quantized ONNX model -> dataflow accelerator. "
+    p = _Parser(prog="python -m gen", description="Quantized ONNX model -> dataflow accelerator. "
                                 "Use `python -m gen check MODEL` to compare the golden model with the reference.")
     p.add_argument("model", help="quantized .onnx model (QONNX, QDQ or QOperator)")
     p.add_argument("--board", default="zybo-z7", help="board name (boards/*.yaml) or a board .yaml path")
     p.add_argument("-o", "--out", help="output folder (default build/<model>)")
-    p.add_argument("--fps", type=float, help="target frames per second (default: the fastest design that fits)")
+    p.add_argument("--fps", type=_number("--fps", 0.0, FPS_MAX, True, "frames per second"),
+                   help=f"target frames per second, above 0 and at most {FPS_MAX:,.0f} (default: the fastest "
+                        "design that fits)")
     p.add_argument("--fold", help="fold.yaml overriding PE/SIMD (and FIFO depths) of any node")
-    p.add_argument("--clock-mhz", type=float, help="design clock in MHz (default: the board's)")
+    p.add_argument("--clock-mhz", type=_number("--clock-mhz", CLOCK_MHZ_MIN, CLOCK_MHZ_MAX, False, "the clock in MHz"),
+                   help=f"design clock in MHz, {CLOCK_MHZ_MIN:g} to {CLOCK_MHZ_MAX:g} (the Zynq-7000 fabric clock "
+                        "range; default: the board's)")
     p.add_argument("--runtime-weights", action="store_true",
                    help="weights writable at run time (AXI-Lite CFG_* registers)")
     p.add_argument("--synth", action="store_true",
@@ -52,12 +97,15 @@ CHECK_BATCH = 64
 
 
 def check_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m gen check", description="Golden integer model vs the reference "
+    p = _Parser(prog="python -m gen check", description="Golden integer model vs the reference "
                                 "executor (qonnx / onnxruntime), layer by layer and end to end")
     p.add_argument("model")
-    p.add_argument("--n", type=int, default=100, help="number of random input frames (default 100)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--inputs", help=".npz with an array 'x' of inputs to use instead of random ones")
+    p.add_argument("--n", type=_whole("--n", 1, "a number of frames"), default=100,
+                   help="number of random input frames, >= 1 (default 100)")
+    p.add_argument("--seed", type=_whole("--seed", 0, "a random seed"), default=0,
+                   help="random seed, >= 0 (default 0)")
+    p.add_argument("--inputs", help=".npz with an array 'x' of inputs to use instead of random ones: shape "
+                   "(frames, *model input shape without the batch axis), finite numbers")
     p.add_argument("--batch", type=int, default=CHECK_BATCH,
                    help=f"frames per batch (default {CHECK_BATCH}): memory grows with the batch, not with --n")
     return p
@@ -254,11 +302,7 @@ def cmd_check(args) -> int:
     loaded = load(args.model)
     design = lower(loaded)
     if args.inputs:
-        try:
-            x = np.load(args.inputs)["x"].astype(np.float32)
-        except (OSError, KeyError, ValueError) as e:
-            raise GenError(f"{args.inputs}: cannot read an array 'x' ({e})") from None
-        x = x.reshape((-1,) + x.shape[-len(design_input_shape(loaded)):]) if x.ndim > 1 else x
+        x = read_inputs(args.inputs, design_input_shape(loaded))
         batches = (x[i:i + args.batch] for i in range(0, x.shape[0], args.batch))
     else:
         batches = input_sampler(design).batches(args.n, args.batch, np.random.default_rng(args.seed))
@@ -284,6 +328,34 @@ def cmd_check(args) -> int:
         return 1
     con.print("[green bold]OK[/]: 0 unexplained mismatches")
     return 0
+
+
+def read_inputs(path, shape: list):
+    """--inputs: the array 'x' of an .npz as float32 frames of the model's input `shape` (leading axes are
+    frames), or a GenError saying what was expected and what the file holds."""
+    import zipfile
+
+    import numpy as np
+    want = f"(frames, {', '.join(map(str, shape))})"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            x = z["x"]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise GenError(f"--inputs {path}: cannot read it as an .npz ({type(e).__name__}: {e}); save the frames "
+                       f"with numpy.savez(path, x=frames), x of shape {want}") from None
+    except (KeyError, AttributeError, TypeError):  # no 'x' inside, or a plain .npy (an array, not an archive)
+        raise GenError(f"--inputs {path}: no array 'x'; save the frames with numpy.savez(path, x=frames), x of "
+                       f"shape {want}") from None
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise GenError(f"--inputs {path}: 'x' holds {x.dtype} values; expected real numbers of shape {want}")
+    k = len(shape)
+    if x.ndim < k or list(x.shape[x.ndim - k:]) != list(shape) or x.size == 0:
+        raise GenError(f"--inputs {path}: 'x' has shape {tuple(x.shape)}; expected {want} (the model input "
+                       f"without its batch axis is {tuple(shape)}), with at least one frame")
+    x = x.astype(np.float32).reshape((-1,) + tuple(shape))
+    if not np.isfinite(x).all():
+        raise GenError(f"--inputs {path}: 'x' contains NaN or Inf (or values beyond float32); give finite inputs")
+    return x
 
 
 def design_input_shape(loaded):

@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import yaml
 
 from ..errors import GenError
+from ..schema import INT, has_type, read_yaml, type_name, want
 from . import estimate as E
 from .fifo import size_fifos
 
@@ -38,54 +38,50 @@ RAM_STYLES = ("auto", "block", "distributed", "registers")
 # lower the highest utilisation of the board, so block RAM is spent only where LUTs bind and block RAM is spare.
 MIN_LUT_PER_BRAM18 = 16.0
 LUT_BOUND = 0.5  # ... and only in a design using at least this share of its LUT budget
+MAX_FIFO_DEPTH = 1 << 20  # a fold file's FIFO depth: more than a million words fits no Zynq-7000's block RAM
 
 
 # ------------------------------------------------------------------------------------------------ fold file
 
 def read_fold_file(path, graph) -> dict:
-    """YAML {node: {pe: P, simd: S}} (either key optional) -> validated overrides."""
-    try:
-        data = yaml.safe_load(Path(path).read_text()) if not isinstance(path, dict) else path
-    except OSError as e:
-        raise GenError(f"fold file {path}: cannot read ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise GenError(f"fold file {path}: not valid YAML ({e})") from None
-    if data is None:
-        return {}
+    """YAML {node: {pe: P, simd: S}} (either key optional; also fifo, ram_style) -> validated overrides. `path` may
+    also be the dict itself (tests)."""
+    data = path if isinstance(path, dict) else read_yaml(path, "fold file")
+    where = f"fold file {path}" if not isinstance(path, dict) else "fold overrides"
     if not isinstance(data, dict):
-        raise GenError(f"fold file {path}: expected a mapping {{node: {{pe: P, simd: S}}}}")
+        raise GenError(f"{where}: expected a mapping {{node: {{pe: P, simd: S}}}}, got {type_name(data)}")
     names = [n.name for n in graph.nodes]
-    out = {}
-    for name, v in data.items():
-        if name not in names:
-            raise GenError(f"fold file {path}: unknown node '{name}'. Nodes: {', '.join(names)}")
-        if not isinstance(v, dict) or not set(v) <= {"pe", "simd", "fifo", "ram_style"}:
-            raise GenError(f"fold file {path}: node '{name}': expected {{pe: P, simd: S}} (optional fifo, "
-                           f"ram_style), got {v!r}")
-        node = graph.node(name)
-        rs = v.get("ram_style")
-        if rs is not None and (node.kind != "mvu" or rs not in RAM_STYLES):
-            raise GenError(f"fold file {path}: node '{name}' ({node.kind}): ram_style={rs!r}: only an mvu's weight "
-                           f"memory has one, and it is one of {', '.join(RAM_STYLES)}")
-        pe = v.get("pe")
-        if pe is not None:
-            if not isinstance(pe, int) or pe not in node.legal_pe():
-                raise GenError(f"fold file {path}: node '{name}' ({node.kind}): PE={pe!r} is not legal; legal PE "
-                               f"values: {node.legal_pe()}")
-        simd = v.get("simd")
-        if simd is not None:
-            legal = node.legal_simd(pe) if pe is not None else node.legal_simd()
-            if not isinstance(simd, int) or simd not in legal:
-                raise GenError(f"fold file {path}: node '{name}' ({node.kind}): SIMD={simd!r} is not legal; legal "
-                               f"SIMD values{f' at PE={pe}' if pe is not None else ''}: {legal}")
-        if "fifo" in v:
-            f = v["fifo"]
-            if not (isinstance(f, list) and len(f) == len(node.inputs) and all(isinstance(x, int) and x >= 1
-                                                                               for x in f)):
-                raise GenError(f"fold file {path}: node '{name}': fifo must be a list of {len(node.inputs)} "
-                               f"positive depths (one per input)")
-        out[name] = {k: v[k] for k in ("pe", "simd", "fifo", "ram_style") if v.get(k) is not None}
-    return out
+    return {name: _fold_entry(graph, names, name, v, where) for name, v in data.items()}
+
+
+def _fold_entry(graph, names, name, v, where) -> dict:
+    """One node's overrides, each value type- and range-checked (booleans are not integers)."""
+    if name not in names:
+        raise GenError(f"{where}: unknown node {name!r}. Nodes: {', '.join(names)}")
+    if not isinstance(v, dict) or not set(v) <= {"pe", "simd", "fifo", "ram_style"}:
+        raise GenError(f"{where}: node '{name}': expected {{pe: P, simd: S}} (optional fifo, ram_style), got {v!r}")
+    node = graph.node(name)
+    rs = v.get("ram_style")
+    if rs is not None and (node.kind != "mvu" or rs not in RAM_STYLES):
+        raise GenError(f"{where}: node '{name}' ({node.kind}): ram_style={rs!r}: only an mvu's weight memory has "
+                       f"one, and it is one of {', '.join(RAM_STYLES)}")
+    pe = want(v, "pe", INT, where, f"{name}.", required=False)
+    if pe is not None and pe not in node.legal_pe():
+        raise GenError(f"{where}: node '{name}' ({node.kind}): PE={pe!r} is not legal; legal PE values: "
+                       f"{node.legal_pe()}")
+    simd = want(v, "simd", INT, where, f"{name}.", required=False)
+    if simd is not None:
+        legal = node.legal_simd(pe) if pe is not None else node.legal_simd()
+        if simd not in legal:
+            raise GenError(f"{where}: node '{name}' ({node.kind}): SIMD={simd!r} is not legal; legal SIMD values"
+                           f"{f' at PE={pe}' if pe is not None else ''}: {legal}")
+    if "fifo" in v:
+        f = v["fifo"]
+        if not (isinstance(f, list) and len(f) == len(node.inputs)
+                and all(has_type(x, INT) and 1 <= x <= MAX_FIFO_DEPTH for x in f)):
+            raise GenError(f"{where}: node '{name}': fifo must be a list of {len(node.inputs)} integer depths from 1 "
+                           f"to {MAX_FIFO_DEPTH} (one per input), got {f!r}")
+    return {k: v[k] for k in ("pe", "simd", "fifo", "ram_style") if v.get(k) is not None}
 
 
 # ------------------------------------------------------------------------------------------------ groups

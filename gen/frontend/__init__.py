@@ -10,6 +10,7 @@ import onnx
 
 from ..errors import GenError
 from ..ir.design import Design
+from .validate import validate_model
 
 QONNX_OPS = {"Quant", "BipolarQuant", "Trunc", "MultiThreshold", "IntQuant"}
 QONNX_DOMAINS = {"qonnx.custom_op.general", "onnx.brevitas", "finn.custom_op.general", "finn"}
@@ -46,6 +47,8 @@ def read_model(path) -> onnx.ModelProto:
     path = Path(path)
     if not path.is_file():
         raise GenError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise GenError(f"{path}: empty file. Give a .onnx model exported by Brevitas, QKeras or onnxruntime")
     try:
         return onnx.load(str(path))
     except Exception as e:  # noqa: BLE001 - protobuf raises several types for garbage
@@ -80,6 +83,7 @@ def prepare(model: onnx.ModelProto, flavour: str) -> onnx.ModelProto:
 def load(path) -> Loaded:
     path = Path(path)
     model = read_model(path)
+    validate_model(model, path)
     flavour = detect_flavour(model)
     return Loaded(model=prepare(model, flavour), flavour=flavour, name=path.stem, path=path)
 

@@ -260,7 +260,13 @@ class Lowering(QOperatorOps):
         if handler is None:
             raise node_error(node, f"op {op} is not supported for {self.flavour} models",
                              f"Supported: {SUPPORTED[self.flavour]}")
-        handler(node)
+        try:
+            handler(node)
+        except (ValueError, IndexError, KeyError, TypeError, ArithmeticError) as e:
+            # the door (validate.py) cannot foresee every inconsistent combination of shapes and attributes a
+            # file may hold; whatever is left fails while this node is interpreted - name the node, not a line
+            raise node_error(node, f"cannot lower this node ({type(e).__name__}: {e})",
+                             "Check its inputs' shapes, constants and attributes") from None
 
     def fold_constant(self, node):
         from onnx.reference import ReferenceEvaluator
