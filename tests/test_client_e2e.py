@@ -39,6 +39,9 @@ import wafermap as wm  # noqa: E402
 WAFER_ONNX = ROOT / "examples" / "wafer_vgg_w4a4.onnx"
 CNN_ONNX = ROOT / "examples" / "example_cnn.onnx"
 pytestmark = pytest.mark.skipif(CC is None, reason="needs a C compiler and make")
+# device and receive timeouts (ms) for the larger models: the golden device on a loaded machine may need more
+# than the 300 ms per frame Sys gives the small test design (the later option wins)
+SLOW = ("-t", "20000", "-r", "20000")
 
 
 # ---- the reference: the examples' own evaluation path ---------------------------------------------------------
@@ -91,7 +94,7 @@ def wafer(tmp_path_factory):
     _, design = load_design(WAFER_ONNX)
     # the bundled model states its own input kind (ONNX metadata, written by examples/wafer/train.py)
     design.input_contract = input_contract(None, onnx.load(WAFER_ONNX))
-    s = Sys(tmp, design)
+    s = Sys(tmp, design, server_args=SLOW)
     yield s
     s.stop()
 
@@ -210,6 +213,50 @@ def test_wafer_client_rejects_what_is_not_a_wafer_map(wafer, tmp_path):
         assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr + r.stdout
 
 
+def test_wm811k_pickle(wafer, tmp_path):
+    """A WM-811K .pkl DataFrame (`waferMap` column): the evaluation's results with pandas, else one clear line."""
+    grids, _ = wafer_maps(1, seed=6)
+    try:
+        import pandas as pd
+    except ImportError:
+        import pickle
+        (tmp_path / "LSWMD.pkl").write_bytes(pickle.dumps({"waferMap": grids}))
+        r = client(wafer, tmp_path / "LSWMD.pkl")
+        assert r.returncode == 2 and r.stderr.startswith("error:") and "needs pandas" in r.stderr, r.stderr
+        return
+    pd.DataFrame({"waferMap": grids}, index=range(10, 10 + len(grids))).to_pickle(tmp_path / "LSWMD.pkl")
+    r = client(wafer, "--csv", tmp_path / "r.csv", tmp_path / "LSWMD.pkl")
+    assert r.returncode == 0, r.stderr
+    names = [f"LSWMD.pkl#{i}" for i in range(10, 10 + len(grids))]
+    assert_same(results(tmp_path / "r.csv"), names, golden(wafer.design, wm.prepare(grids)))
+
+
+def test_codes_kind_is_not_wafer_specific(tmp_path):
+    """Any codes:NAME=V list: grids of those codes (and a PNG of the evenly spaced grey levels 0/85/170/255 for four
+    codes) become nearest-resized float code tensors, encoded as the golden model encodes them."""
+    from PIL import Image
+    _, d = load_design(WAFER_ONNX)
+    fw = write_firmware(tmp_path, d, load_board("zybo-z7"), input_kind="codes:empty=0,ok=1,bad=2,edge=3")
+    (cl,) = load_generated(fw, "accel_client")
+    rng = np.random.default_rng(12)
+    grids = [rng.integers(0, 4, (r, c)) for r, c in ((17, 60), (42, 42), (90, 33))]
+    for i, g in enumerate(grids):
+        np.save(tmp_path / f"g{i}.npy", g)
+        Image.fromarray(np.array([0, 85, 170, 255], np.uint8)[g], mode="L").save(tmp_path / f"g{i}.png")
+    x = np.stack([wm.resize(g, 42, "nearest") for g in grids]).astype(np.float32)[:, None]
+    want = [regmap.pack_input(c, dma_bits=8) for c in encode_input(d, x)]
+    for ext in ("npy", "png"):
+        got = [f for i in range(3) for _, f in cl.prepare(tmp_path / f"g{i}.{ext}")]
+        assert got == want
+    assert any(b == 3 for b in want[0])                  # code 3 reaches the device as 3, not clipped or remapped
+    np.save(tmp_path / "bad.npy", np.array([[0, 4]]))
+    with pytest.raises(cl.InputError, match=r"\[4\]"):
+        cl.prepare(tmp_path / "bad.npy")
+    with pytest.raises(cl.InputError, match="off, pass and fail"):
+        wm.write_g85(grids[0].clip(0, 2), tmp_path / "l.xml")
+        cl.prepare(tmp_path / "l.xml")
+
+
 def test_client_g85_readers_equal_the_example_reader(wafer, tmp_path):
     """The client's copy of the G85 reader (package and stdlib paths) gives wafermap.read_g85's grids, for the
     bin types of the standard (ASCII, Decimal, HexaDecimal), short rows and unlisted bins."""
@@ -307,7 +354,7 @@ def cnn(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cnn")
     _, design = load_design(CNN_ONNX)
     design.input_contract = parse_input_kind("image")   # make_example.py's images: float32(k) / 255
-    s = Sys(tmp, design)
+    s = Sys(tmp, design, server_args=SLOW)
     yield s
     s.stop()
 
