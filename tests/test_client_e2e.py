@@ -423,6 +423,21 @@ def test_cli_input_kind(tmp_path):
     assert "8-bit pixels k become float32(k) / 255 + 0" in (tmp_path / "c/firmware/README.md").read_text()
 
 
+def test_train_export_stamps_the_input_kind(tmp_path):
+    """examples/wafer/train.py writes gen.input_kind into every export, metadata only (graph untouched)."""
+    import train
+    m = onnx.load(WAFER_ONNX)
+    del m.metadata_props[:]
+    onnx.save(m, tmp_path / "m.onnx")
+    train.stamp_input_kind(tmp_path / "m.onnx")
+    train.stamp_input_kind(tmp_path / "m.onnx")                        # idempotent: one key
+    s = onnx.load(tmp_path / "m.onnx")
+    assert [(p.key, p.value) for p in s.metadata_props] == [("gen.input_kind", wm.INPUT_KIND)]
+    del s.metadata_props[:]
+    assert s.SerializeToString() == m.SerializeToString()
+    assert parse_input_kind(wm.INPUT_KIND)["codes"] == {"off": wm.OFF, "pass": wm.PASS, "fail": wm.FAIL}
+
+
 def test_kind_must_fit_the_input(tmp_path):
     gm, design = make_design(tmp_path)                     # gemm: input (1, 1, 6), six channels
     for kind in ("wafer", "image"):
