@@ -91,11 +91,14 @@ def resize_nearest(a: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def _tensors(name: str, a: np.ndarray) -> list[tuple[str, np.ndarray]] | None:
-    """A numeric array of shape SHAPE or (N,) + SHAPE as input tensors (None for any other shape)."""
+    """A numeric array of shape SHAPE or (N,) + SHAPE as input tensors (None for any other shape). Cast to float32
+    as the golden model casts its input (a float64 beyond float32 becomes +-inf there too: no warning)."""
+    with np.errstate(over="ignore"):
+        a = np.asarray(a).astype(np.float32)
     if tuple(a.shape) == SHAPE:
-        return [(name, to_frame_order(a.astype(np.float32)))]
+        return [(name, to_frame_order(a))]
     if a.ndim == len(SHAPE) + 1 and tuple(a.shape[1:]) == SHAPE:
-        return [(f"{name}#{i}", to_frame_order(v.astype(np.float32))) for i, v in enumerate(a)]
+        return [(f"{name}#{i}", to_frame_order(v)) for i, v in enumerate(a)]
     return None
 
 
@@ -112,8 +115,8 @@ def _images(name: str, a: np.ndarray) -> list[tuple[str, np.ndarray]]:
     elif a.ndim == 4 and a.shape[3] == C:
         return [(f"{name}#{i}", _pixels(v)) for i, v in enumerate(a)]
     else:
-        raise InputError(f"{name}: an image array is (h, w{', C' if C == 1 else ''}) or (n, h, w"
-                         f"{', C' if C == 1 else ''}) with C = {C} for this model, not {a.shape}")
+        shapes = "(h, w), (h, w, 1) or (n, h, w)" if C == 1 else f"(h, w, {C}) or (n, h, w, {C})"
+        raise InputError(f"{name}: an image array of this model is {shapes}, not {a.shape}")
     return [(name, _pixels(one[0]))]
 
 
