@@ -479,8 +479,8 @@ def _seconds(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(description=f"Classify input files on the board ({D['name']}, input kind "
-                            f"{IN['spec']}: see the module help for the file formats).")
+    p = _Parser(description=f"Classify input files on the board (design {D['name']}, input kind {IN['spec']}).",
+                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="*", type=Path, help="input files (.npy, .npz, images, G85 .xml, .pkl)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=proto.NET_DEFAULT_PORT)
