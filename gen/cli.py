@@ -199,10 +199,11 @@ def cmd_generate(args) -> int:
         design.folding["clock_mhz"] = clock_mhz
     bn, bc = graph.bottleneck(design.folding)
     step(f"fold: bottleneck {bn}, {bc:,} cycles per frame = {clock_mhz * 1e6 / bc:,.0f} fps at {clock_mhz:g} MHz", t)
-    staging = _prepare_out(out, args)
-    tmp = staging.tmp
-    restore_signals = outdir.terminate_as_interrupt()
+    restore_signals = outdir.terminate_as_interrupt()   # from here SIGTERM / SIGHUP clean up like SIGINT
+    staging = None
     try:
+        staging = _prepare_out(out, args)
+        tmp = staging.tmp
         t = time.time()
         with con.status("emitting RTL"):
             em = emit(design, graph, design.folding, clock_mhz=clock_mhz, runtime_weights=runtime_weights)
@@ -233,10 +234,12 @@ def cmd_generate(args) -> int:
         step("package: vivado/ (build.tcl, make bitstream), firmware/ (driver, overlay, libaccel, server, client)", t)
         _commit_out(staging, args)
     except OSError as e:
-        outdir.discard(staging)
+        if staging is not None:
+            outdir.discard(staging)
         raise GenError(f"output folder {out}: {e.strerror or e}") from None
     except BaseException:
-        outdir.discard(staging)
+        if staging is not None:
+            outdir.discard(staging)
         raise
     finally:
         restore_signals()

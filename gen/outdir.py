@@ -224,7 +224,11 @@ def check(out: Path, inputs=(), shown: str | None = None) -> str:
         if f is not None and Path(f).exists() and _inside(Path(f).resolve(), real):
             raise GenError(f"output folder {shown} holds the input file {f}: gen replaces the whole folder; "
                            f"choose a separate output folder with -o")
-    if _inside(Path.cwd().resolve(), real):
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:   # the current folder was deleted: it cannot be inside OUT
+        cwd = None
+    if cwd is not None and _inside(cwd, real):
         raise GenError(f"output folder {shown} is the current folder or holds it, and it is not empty: gen "
                        f"replaces the whole output folder; choose a new or empty folder with -o")
     files = read_marker(out)
@@ -308,6 +312,7 @@ def prepare(out, inputs=(), shown: str | None = None) -> Staging:
     while not p.exists():
         made.append(p)
         p = p.parent
+    tmp = None
     try:
         with held_signals():
             for d in reversed(made):
@@ -317,6 +322,11 @@ def prepare(out, inputs=(), shown: str | None = None) -> Staging:
     except OSError as e:
         _rmdirs(made)
         raise GenError(f"output folder {shown}: cannot write there ({e.strerror})") from None
+    except BaseException:   # a signal held during the block, delivered at its end: the caller has no Staging
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        _rmdirs(made)
+        raise
     return Staging(out=out, shown=shown, tmp=tmp, mode=mode, made=tuple(made))
 
 

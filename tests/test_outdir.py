@@ -189,6 +189,23 @@ def test_stale_temporary_folders_of_dead_runs_are_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
 
 
+def test_sigterm_while_making_the_temporary_folder_leaves_nothing(tmp_path, monkeypatch):
+    real = outdir._mkdtemp
+
+    def mkdtemp_then_sigterm(out):
+        t = real(out)
+        os.kill(os.getpid(), signal.SIGTERM)   # held until the block ends, then KeyboardInterrupt
+        return t
+    monkeypatch.setattr(outdir, "_mkdtemp", mkdtemp_then_sigterm)
+    restore = outdir.terminate_as_interrupt()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            outdir.prepare(tmp_path / "a" / "o")
+    finally:
+        restore()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_signals_wait_for_the_critical_section():
     done = []
     with pytest.raises(KeyboardInterrupt):
@@ -251,6 +268,14 @@ def test_cli_refuses_a_file_and_a_busy_current_folder(tmp_path):
     model = tmp_path / "m.onnx"
     model.write_bytes(TFC.read_bytes())
     assert "holds the input file" in _one_error(gen(model, "-o", tmp_path))
+
+
+def test_cli_empty_current_folder_is_filled(tmp_path):
+    cwd = tmp_path / "here"
+    cwd.mkdir()
+    r = gen(TFC, "-o", ".", cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert (cwd / "design.json").exists() and outdir.check(cwd) == "replace" and _hidden(tmp_path) == []
 
 
 def test_cli_sigterm_leaves_the_previous_output(generated):
