@@ -61,8 +61,8 @@ def golden(design, x: np.ndarray) -> tuple[list, list]:
 
 
 def client(s, *args, timeout=300):
-    return subprocess.run([sys.executable, str(s.fw / "host" / "accel_client.py"), "--port", str(s.port), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, str(s.fw / "host" / "accel_client.py"), "--port", str(s.port),
+                           *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
 def results(path: Path) -> list[tuple[str, int, list[int]]]:
