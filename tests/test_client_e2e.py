@@ -8,7 +8,6 @@ input bytes as the RTL does (finding 8 of issue 13) and the client's batching / 
 """
 
 import csv
-import importlib
 import os
 import socket
 import struct
