@@ -8,8 +8,9 @@ the real CLI (gen.cli.main, in-process). For every case:
 * no file outside the output folder is created, changed or removed (the case runs in a sandbox folder, cwd too);
 * a previous gen output in the output folder is left byte-identical when the run fails.
 
-The default run is bounded (about 110 cases); `-m slow` runs the same properties with 10x the cases. Set
-GEN_FUZZ_SUMMARY=path.json to record the outcome counts (case kind, command, exit code and message class).
+The default run is bounded (70 cases, about a minute); `-m slow` runs the same properties with 1,050 cases. Set
+GEN_FUZZ_SUMMARY=path.json to record the outcome counts (case kind, command, exit code and message class), and
+GEN_FUZZ_RECORD=1 to count broken properties instead of stopping at the first.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ from tests.modelgen import qdq_model, qonnx_model, qop_model
 from tests.test_validation import BOARDS, MODELS, hw_nodes, run_cli
 
 OUTCOMES: Counter = Counter()
+DETAIL: list = []   # what the current case's mutation did, for the failure message
+# GEN_FUZZ_RECORD=1: count a broken property as an outcome (FAILED ...) and go on, for a complete summary of a long
+# run (the failures' details go to the summary file); otherwise the first one fails the test
+RECORD_ONLY = os.environ.get("GEN_FUZZ_RECORD") == "1"
+FAILURES: list = []
 SPECIAL = [float("nan"), float("inf"), float("-inf"), 0.0, -0.0, -1.0, -0.5, 1e-30, 1e30, 0.5, 1.0, 3.0, 255.0,
            256.0, -129.0, 1e9]
 
@@ -45,8 +51,8 @@ def _summary() -> None:
     path = os.environ.get("GEN_FUZZ_SUMMARY")
     if path and OUTCOMES:
         rows = sorted(OUTCOMES.items(), key=lambda kv: (-kv[1], kv[0]))
-        Path(path).write_text(json.dumps({"cases": sum(OUTCOMES.values()),
-                                          "outcomes": [[k, v] for k, v in rows]}, indent=1))
+        Path(path).write_text(json.dumps({"cases": sum(OUTCOMES.values()), "outcomes": [[k, v] for k, v in rows],
+                                          "failures": FAILURES}, indent=1))
 
 
 atexit.register(_summary)
@@ -109,13 +115,26 @@ def message_class(line: str) -> str:
     s = line[len("error:"):].strip()
     s = re.sub(r"(?<![\w.])(/[^\s:,;()']+)+", "<path>", s)
     s = re.sub(r"'[^']*'", "'…'", s)
-    s = re.sub(r"-?\d[\d.,e+-]*", "N", s)
+    s = re.sub(r"(?<![\w])-?\d[\d.,e+-]*", "N", s)
     return " ".join(s.split()[:9])
 
 
 def run_case(kind: str, args: list, sandbox: Path, out: Path, prev: Path | None, model: Path | None,
              mismatch_known: bool = False) -> None:
-    """Run gen with `args` inside `sandbox` and assert the properties of the module doc."""
+    """Run gen with `args` inside `sandbox`, check the properties of the module doc and count the outcome."""
+    problem, outcome = check_case(args, sandbox, out, prev, model, mismatch_known)
+    command = "check" if args[0] == "check" else "generate"
+    if problem is not None:
+        OUTCOMES[f"FAILED {kind} {command}: {problem.splitlines()[0][:100]}"] += 1
+        if not RECORD_ONLY:
+            raise AssertionError(f"{kind} {DETAIL} {command}: {problem}")
+        FAILURES.append(f"{kind} {DETAIL} {args[1:]}: {problem[-3000:]}")
+        return
+    OUTCOMES[f"{kind} {command}: {outcome}"] += 1
+
+
+def check_case(args, sandbox, out, prev, model, mismatch_known) -> tuple[str | None, str]:
+    """(the property broken, or None; the outcome class)."""
     if prev is not None:
         shutil.copytree(prev, out)
     before_out = _snapshot(out) if out.exists() else None
@@ -129,28 +148,31 @@ def run_case(kind: str, args: list, sandbox: Path, out: Path, prev: Path | None,
     command = "check" if args[0] == "check" else "generate"
     errors = [ln for ln in stderr.splitlines() if ln.startswith("error:")]
     if rc == 1 and mismatch_known and command == "check" and "FAIL" in stdout and not errors:
-        OUTCOMES[f"{kind} {command}: exit 1: known QOperator golden/onnxruntime mismatch"] += 1
-        return
-    assert rc in (0, 2), f"{kind} {command}: exit {rc}\n{stdout[-3000:]}\n{stderr[-6000:]}"
-    assert "Traceback" not in stderr, stderr[-6000:]
-    assert _snapshot(sandbox, out) == before, f"{kind}: files outside the output folder changed ({stderr})"
+        return None, "exit 1: known QOperator golden/onnxruntime mismatch"
+    if rc not in (0, 2) or "Traceback" in stderr:
+        return f"exit {rc}\n{stdout[-3000:]}\n{stderr[-6000:]}", ""
+    if _snapshot(sandbox, out) != before:
+        return f"files outside the output folder changed (exit {rc}; {stderr[-2000:]})", ""
     if rc == 2:
-        assert len(errors) == 1, stderr
-        if before_out is not None:
-            assert _snapshot(out) == before_out, f"{kind}: previous output changed ({errors[0]})"
-        OUTCOMES[f"{kind} {command}: exit 2: {message_class(errors[0])}"] += 1
-        return
-    assert not errors, stderr
+        if len(errors) != 1:
+            return f"exit 2 with {len(errors)} error: lines\n{stderr[-3000:]}", ""
+        if before_out is not None and _snapshot(out) != before_out:
+            return f"previous output changed ({errors[0]})", ""
+        return None, f"exit 2: {message_class(errors[0])}"
+    if errors:
+        return f"exit 0 with an error: line\n{stderr[-3000:]}", ""
     if command == "check":
-        assert "OK" in stdout, stdout[-3000:]
-    else:
+        return (None, "exit 0") if "OK" in stdout else (f"exit 0 without OK\n{stdout[-3000:]}", "")
+    try:
         Design.load(out / "design.json")   # the design was written and reads back
-        r = run_cli(["check", model, "--n", "3"])
-        if r[0] == 1 and mismatch_known and "FAIL" in r[1]:
-            OUTCOMES[f"{kind} {command}: exit 0, check exit 1: known QOperator golden/onnxruntime mismatch"] += 1
-            return
-        assert r[0] == 0, f"{kind}: generate exit 0 but gen check exit {r[0]}\n{r[1][-3000:]}\n{r[2][-4000:]}"
-    OUTCOMES[f"{kind} {command}: exit 0"] += 1
+    except Exception as e:  # noqa: BLE001
+        return f"exit 0 but design.json does not load ({type(e).__name__}: {e})", ""
+    r = run_cli(["check", model, "--n", "3"])
+    if r[0] == 1 and mismatch_known and "FAIL" in r[1]:
+        return None, "exit 0, check exit 1: known QOperator golden/onnxruntime mismatch"
+    if r[0] != 0:
+        return f"generate exit 0 but gen check exit {r[0]}\n{r[1][-3000:]}\n{r[2][-4000:]}", ""
+    return None, "exit 0, gen check OK"
 
 
 class Sandbox:
@@ -188,9 +210,12 @@ def mut_initializer(m, data) -> str:
     value = data.draw(st.one_of(st.sampled_from(SPECIAL), st.floats(-1e6, 1e6)), "value")
     v = _cast_like(value, arr.dtype)
     if arr.size and data.draw(st.booleans(), "one element"):
-        arr.flat[data.draw(st.integers(0, arr.size - 1), "element")] = v
+        k = data.draw(st.integers(0, arr.size - 1), "element")
+        arr.flat[k] = v
+        DETAIL.append(f"{init.name}{list(arr.shape)} element {k} = {v!r}")
     else:
         arr = np.full_like(arr, v)
+        DETAIL.append(f"{init.name}{list(arr.shape)} all = {v!r}")
     _set_array(init, arr)
     return "initializer value"
 
@@ -203,6 +228,7 @@ def mut_bits(m, data) -> str:
     n = quants[data.draw(st.integers(0, len(quants) - 1), "quant")]
     bits = data.draw(st.sampled_from([-2.0, 0.0, 0.5, 1.0, 2.0, 3.0, 7.0, 8.0, 9.0, 16.0, 32.0, 33.0, float("nan")]))
     _set_array(inits[n.input[3]], np.array(bits, np.float32))
+    DETAIL.append(f"{n.name} bit width = {bits}")
     return "quant bit width"
 
 
@@ -215,6 +241,7 @@ def mut_attribute(m, data) -> str:
     if data.draw(st.integers(0, 4), "remove") == 0:
         n.attribute.remove(a)
         return "attribute removed"
+    DETAIL.append(f"{n.name}.{a.name}")
     T = onnx.AttributeProto
     if a.type == T.INT:
         a.i = data.draw(st.integers(-3, 12))
@@ -279,8 +306,10 @@ MUTATIONS = {"initializer": mut_initializer, "bits": mut_bits, "attribute": mut_
 
 
 def model_case(data, prev_folder: Path) -> None:
+    DETAIL.clear()
     name, raw = BASES[data.draw(st.integers(0, len(BASES) - 1), "base")]
     what = data.draw(st.sampled_from(["none", "bytes"] + list(MUTATIONS)), "mutation")
+    DETAIL.append(name)
     if what == "bytes":
         cut = data.draw(st.integers(0, len(raw)), "cut")
         junk = data.draw(st.binary(max_size=16), "junk")

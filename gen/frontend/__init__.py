@@ -8,7 +8,7 @@ from pathlib import Path
 
 import onnx
 
-from ..errors import GenError
+from ..errors import GenError, node_error
 from ..ir.design import Design
 from .validate import validate_model
 
@@ -70,14 +70,25 @@ def prepare(model: onnx.ModelProto, flavour: str) -> onnx.ModelProto:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                return cleanup_model(ModelWrapper(model)).model
+                cleaned = cleanup_model(ModelWrapper(model))
             except Exception as e:  # noqa: BLE001
                 raise GenError(f"qonnx could not clean up the model ({type(e).__name__}: {e})") from None
+        check_shapes_known(cleaned)
+        return cleaned.model
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
         raise GenError(f"the ONNX checker rejects the model: {str(e).splitlines()[0]}") from None
     return model
+
+
+def check_shapes_known(wrapper) -> None:
+    """qonnx's executor (the reference of `gen check`) needs every tensor's shape after its shape inference."""
+    for node in wrapper.graph.node:
+        for o in node.output:
+            if o and wrapper.get_tensor_shape(o) is None:
+                raise node_error(node, f"the shape of its output '{o}' cannot be inferred (qonnx shape inference)",
+                                 "Check the node's attributes and input shapes, or re-export the model")
 
 
 def load(path) -> Loaded:

@@ -47,6 +47,7 @@ def validate_model(model: onnx.ModelProto, path) -> None:
     consts = constants(model)
     for node in model.graph.node:   # quantiser parameters first: their messages are the more specific
         check_qonnx_attributes(node)
+        check_window_attributes(node)
         check_quantiser(node, consts)
         if node.op_type == "BatchNormalization":
             check_batchnorm(node, consts)
@@ -163,6 +164,25 @@ def check_qonnx_attributes(node) -> None:
             raise node_error(node, f"rounding_mode {mode!r} is not one of {', '.join(sorted(ROUNDING_MODES))}", FIX)
 
 
+WINDOW_OPS = ("Conv", "ConvInteger", "QLinearConv", "MaxPool", "AveragePool", "QLinearAveragePool")
+
+
+def check_window_attributes(node) -> None:
+    """Convolution / pooling windows: sizes, strides, dilations and groups >= 1, pads >= 0 (ONNX's shape
+    inference does not reject all of these, and a negative one would be built into address arithmetic)."""
+    if node.op_type not in WINDOW_OPS:
+        return
+    a = {x.name: onnx.helper.get_attribute_value(x) for x in node.attribute}
+    for name, lo in (("kernel_shape", 1), ("strides", 1), ("dilations", 1), ("pads", 0), ("group", 1)):
+        v = a.get(name)
+        if v is None:
+            continue
+        vals = list(v) if isinstance(v, (list, tuple)) else [v]
+        if not all(isinstance(x, int) and x >= lo for x in vals):
+            raise node_error(node, f"attribute {name}={v!r}: every value must be a whole number >= {lo}", "Fix or "
+                             "re-export the model")
+
+
 def check_input_shapes(model: onnx.ModelProto) -> None:
     """gen streams one frame at a time: a fixed batch axis other than 1, or an empty axis, means nothing here."""
     inits = {i.name for i in model.graph.initializer}
@@ -226,6 +246,11 @@ def check_quantiser(node, consts: dict) -> None:
     for i in scales:
         if i < len(node.input) and node.input[i] in consts:
             check_scale(node, consts[node.input[i]], i)
+    if node.op_type == "DequantizeLinear" and len(node.input) > 2 and node.input[2] in consts:
+        zp = consts[node.input[2]]
+        if zp.dtype == np.int32 and np.any(zp != 0):
+            raise node_error(node, f"int32 zero point {int(zp.ravel()[np.argmax(zp.ravel() != 0)])}: ONNX "
+                                   "defines int32 dequantisation without a zero point (it must be 0)", FIX)
     if node.op_type in ("Quant", "Trunc"):
         bit_inputs = (3,) if node.op_type == "Quant" else (3, 5 if len(node.input) > 5 else 4)
         bits = [check_bits(node, consts[node.input[i]]) for i in bit_inputs
