@@ -47,13 +47,21 @@ def test_generate_writes_design_and_report(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-@pytest.mark.parametrize("case", ["not_onnx", "float", "unsupported", "bits", "board", "unwritable", "missing"])
+@pytest.mark.parametrize("case", ["not_onnx", "empty", "float", "unsupported", "bits", "board", "unwritable",
+                                  "missing", "fps_nan"])
 def test_bad_input(tmp_path, case):
     model = tmp_path / "m.onnx"
     args = [model, "-o", tmp_path / "out"]
     if case == "not_onnx":
         model.write_text("hello")
         expect = "not an ONNX file"
+    elif case == "empty":
+        model.write_bytes(b"")
+        expect = "empty file"
+    elif case == "fps_nan":  # the real process: argparse's own exit path is not taken (one error: line, exit 2)
+        model = TFC
+        args = [model, "--fps", "nan", "-o", tmp_path / "out"]
+        expect = "argument --fps: nan: must be frames per second"
     elif case == "float":
         _float_model(model)
         expect = "not quantised"
@@ -90,10 +98,12 @@ def test_bad_input(tmp_path, case):
     else:
         expect = "no such file"
         args = [tmp_path / "nope.onnx"]
-    if case in ("board", "unwritable") and not TFC.exists():
+    if case in ("board", "unwritable", "fps_nan") and not TFC.exists():
         pytest.skip("external model missing")
     r = gen(*args)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert expect in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+    assert [ln for ln in r.stderr.splitlines() if "error" in ln] == [ln for ln in r.stderr.splitlines()
+                                                                   if ln.startswith("error: ")], r.stderr
     assert not (tmp_path / "out").exists()

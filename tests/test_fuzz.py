@@ -196,9 +196,8 @@ def _set_array(init, arr) -> None:
 def _cast_like(value: float, dtype) -> object:
     if np.issubdtype(dtype, np.floating):
         return value
-    info = np.iinfo(dtype)
-    v = 0 if not np.isfinite(value) else int(np.clip(value, info.min, info.max))
-    return v
+    info = np.iinfo(dtype)   # clamp as Python ints: a float bound of int64 rounds past its range
+    return 0 if not np.isfinite(value) else max(int(info.min), min(int(info.max), int(value)))
 
 
 def mut_initializer(m, data) -> str:

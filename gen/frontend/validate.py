@@ -261,8 +261,16 @@ def check_quantiser(node, consts: dict) -> None:
                     check_zero_point(node, consts[node.input[i]], bits[0])
 
 
+def _numbers(node, arr: np.ndarray, what: str) -> np.ndarray:
+    """A quantiser parameter as float64, or an error if it does not hold numbers (a string tensor, ...)."""
+    arr = np.asarray(arr)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise node_error(node, f"{what} holds {arr.dtype} values, not numbers", FIX)
+    return arr.astype(np.float64)
+
+
 def check_scale(node, scale: np.ndarray, i: int) -> None:
-    s = np.asarray(scale, dtype=np.float64).ravel()
+    s = _numbers(node, scale, "the scale").ravel()
     bad = ~(np.isfinite(s) & (s > 0))
     if s.size == 0 or bad.any():
         k = int(np.argmax(bad)) if s.size else 0
@@ -273,7 +281,7 @@ def check_scale(node, scale: np.ndarray, i: int) -> None:
 
 
 def check_bits(node, bits: np.ndarray) -> int:
-    b = np.asarray(bits, dtype=np.float64)
+    b = _numbers(node, bits, "the bit width")
     if b.size != 1 or not np.isfinite(b).all() or float(b.ravel()[0]) != int(b.ravel()[0]) \
             or not 1 <= int(b.ravel()[0]) <= MAX_QUANT_BITS:
         shown = b.ravel()[0] if b.size == 1 else f"of shape {b.shape}"
@@ -289,7 +297,7 @@ def check_zero_point(node, zp: np.ndarray, bits: int) -> None:
     signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
     lo = -(1 << (bits - 1)) + int(narrow) if signed else 0
     hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1 - int(narrow)
-    z = np.asarray(zp, dtype=np.float64).ravel()
+    z = _numbers(node, zp, "the zero point").ravel()
     for v in z:
         if not np.isfinite(v) or v != np.round(v) or not lo <= v <= hi:
             raise node_error(node, f"zero point {v:g} is off the integer grid of this {bits}-bit "
@@ -301,7 +309,7 @@ def check_batchnorm(node, consts: dict) -> None:
     if len(node.input) < 5 or node.input[4] not in consts:
         return
     eps = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "epsilon"), 1e-5)
-    var = np.asarray(consts[node.input[4]], dtype=np.float64) + float(eps)
+    var = _numbers(node, consts[node.input[4]], "the variance") + float(eps)
     if (var <= 0).any():
         c = int(np.argmax(var.ravel() <= 0))
         raise node_error(node, f"variance + epsilon of channel {c} is {var.ravel()[c]:g}: a variance must be "
