@@ -7,6 +7,7 @@ Schema (`*` required):
     dma*: {width_bits*: 32 or 64, port: str}
     address_map: {dma, accel: integer >= 0, span: integer >= 1}
     ps7: {fallback: {PCW_* key: str or number}}
+    image_irqs: [integer 0 to 127]   (GIC SPI cells, number - 32, that the board's standard Linux images claim)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import GenError
-from .schema import INT, MAPPING, NUMBER, STRING, bad_value, has_type, no_unknown_keys, read_yaml, want, \
+from .schema import INT, LIST, MAPPING, NUMBER, STRING, bad_value, has_type, no_unknown_keys, read_yaml, want, \
     want_range
 
 BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
@@ -25,7 +26,7 @@ BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
 CLOCK_MHZ_MIN, CLOCK_MHZ_MAX = 1.0, 250.0
 DMA_WIDTHS = (32, 64)      # the Zynq-7000 S_AXI_HP ports are 32 or 64 bits wide
 KEYS = ("name", "description", "part", "board_part", "clock_mhz", "resources", "dma", "ddr_bytes", "address_map",
-        "ps7")
+        "ps7", "image_irqs")
 RESOURCES = ("lut", "ff", "bram36", "dsp")
 
 
@@ -81,3 +82,6 @@ def check_board(board: dict, where: str) -> None:
     for k, v in want(ps7, "fallback", MAPPING, where, "ps7.", required=False, default={}).items():
         if not isinstance(k, str) or not (has_type(v, STRING) or has_type(v, NUMBER)):
             raise bad_value(where, f"ps7.fallback.{k}", "a string or number (a Vivado PS7 CONFIG value)", v)
+    for v in want(board, "image_irqs", LIST, where, required=False, default=[]):
+        if not has_type(v, INT) or not 0 <= v < 128:
+            raise bad_value(where, "image_irqs", "a list of GIC SPI numbers 0 to 127", v)

@@ -11,6 +11,11 @@ from .common import (Rendered, Stream, axis_ports, Port, clog2, encode, header, 
 from .luts import bit_column
 from .requant import RequantSpec, requant_ctx
 
+# Defined by vivado/build.tcl: the weight files are project sources there and $readmemh names them by file name
+# alone, the form Vivado resolves against the project's files; its run directory is not rtl/, so the
+# "weights/<file>" used by simulators and Yosys (run in rtl/) would not be found and could leave zeros.
+MEM_FLAT_DEFINE = "GEN_VIVADO_MEM"
+
 
 def mvu_matrix(weight: np.ndarray) -> np.ndarray:
     """Conv weight (OC, KH, KW, IC/groups) or Dense weight (OC, MW) -> the (MH, MW) matrix the mvu streams."""
@@ -344,7 +349,7 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         ACC_BITS=acc_bits, O_BITS=o_bits, HAS_BIAS=has_bias, NEED_IBUF=need_ibuf, IBUF_RAM_STYLE=ibuf_style,
         W_RAM_STYLE=w_style, W_ATTR=w_attr, W_SLICED=w_sliced, W_DP=w_dp, W_TABLES=w_tables, ROM_SV=rom_sv,
         FOLDED=fold_g > 0 or pair_fold, FT_SV=ft_sv,
-        mem_files=list(mem_files), mem_paths=mem_paths, CFG=runtime_writable,
+        mem_files=list(mem_files), mem_paths=mem_paths, CFG=runtime_writable, MEM_FLAT_DEFINE=MEM_FLAT_DEFINE,
         PEW=clog2(pe), CFG_AW=clog2(pe) + max(clog2(wdepth), 1), W_EXT=w_ext, A_EXT=a_ext,
         MUL_X=mul_x, MUL_XW=mul_xw, MUL_Y=mul_y, MUL_YW=mul_yw, RQ=rq, RQ_MODE=requant.mode, RQ_LAT=rq["lat"],
         RQ_USES_IDX=rq_uses_idx, NEED_N=need_n, LAT=lat, OQ_DEPTH=oq_depth,

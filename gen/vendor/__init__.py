@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jinja2
 
+from ..rtl.mvu import MEM_FLAT_DEFINE
 from ..shell import regmap
 from .system import ACCEL, DMA, IRQS, PS7, System, c_name, design_clock_mhz, fclk0, system, tcl_mhz
 
@@ -25,7 +26,8 @@ def render_build_tcl(design, board: dict) -> str:
     return _env.get_template("build.tcl.j2").render(
         name=c_name(design.name), board_name=board.get("name", "?"), board_description=board.get("description", ""),
         sys=dataclasses.replace(system(board), clock_mhz=clk.mhz), fclk=clk, mhz=tcl_mhz(clk.mhz),
-        top=regmap.TOP_MODULE, irqs=IRQS, cells={"ps7": PS7, "dma": DMA, "accel": ACCEL})
+        top=regmap.TOP_MODULE, irqs=IRQS, cells={"ps7": PS7, "dma": DMA, "accel": ACCEL},
+        mem_define=MEM_FLAT_DEFINE, image_irqs=board.get("image_irqs") or [])
 
 
 def write_vivado(out_dir, design, board: dict, **opts) -> Path:

@@ -15,6 +15,7 @@ PS7, DMA, ACCEL = "ps7", "axi_dma", "accel"
 # AXI DMA interrupts are level-high (4); accel_top's `interrupt` is a one-cycle pulse: rising edge (1).
 IRQS: tuple[tuple[str, int], ...] = ((f"{DMA}/mm2s_introut", 4), (f"{DMA}/s2mm_introut", 4), (f"{ACCEL}/interrupt", 1))
 IRQ_F2P_FIRST_SPI = 61  # Zynq-7000 TRM, interrupt map: IRQ_F2P[7:0] are shared peripheral interrupts 61..68
+IRQ_F2P_LOW = 8         # IRQ_F2P[7:0] -> SPI 61..68 (IRQ_F2P[15:8] are SPI 84..91: not contiguous, not used here)
 FCLK0_DT_CLOCK = 15     # Zynq clock controller: fclk0 is clock 15 (<&clkc 15>)
 # FCLK0 = IO PLL / DIVISOR0 / DIVISOR1 (Zynq-7000 TRM, "PL Clocks": FPGA0_CLK_CTRL, two 6-bit divisors). build.tcl
 # selects the IO PLL as FCLK0's source; PS7's IO PLL runs at 1000 MHz (33.333 MHz crystal x 30: the IP default and
@@ -93,10 +94,28 @@ class System:
     span: int
     ddr_bytes: int
     ps7_fallback: dict
+    irq_base: int = 0       # IRQS[i] goes to IRQ_F2P[irq_base + i]; IRQ_F2P[0 .. irq_base-1] are tied low
+
+    @property
+    def board_part_prefix(self) -> str | None:
+        """vendor:board:component of the board part, without the file version: build.tcl takes whichever version
+        of the board files is installed (Digilent ships zybo-z7-20 1.1 and 1.2 side by side, for example)."""
+        return ":".join(self.board_part.split(":")[:3]) if self.board_part else None
 
     def irq_dt(self, index: int) -> tuple[int, int, int]:
-        """Device-tree `interrupts` cell for IRQ_F2P[index]: (SPI, number - 32, type)."""
-        return 0, IRQ_F2P_FIRST_SPI + index - 32, IRQS[index][1]
+        """Device-tree `interrupts` cell for IRQS[index]: (SPI, number - 32, type)."""
+        return 0, IRQ_F2P_FIRST_SPI + self.irq_base + index - 32, IRQS[index][1]
+
+
+def irq_base(image_irqs) -> int:
+    """The first IRQ_F2P line for IRQS such that none of their GIC numbers is one the board's standard image
+    already claims (boards/*.yaml image_irqs): a second, non-shared request for the same line fails, and the
+    driver that loses (xilinx_dma) leaves the accelerator without its DMA channel."""
+    taken = set(image_irqs or ())
+    for base in range(IRQ_F2P_LOW - len(IRQS) + 1):
+        if not taken & {IRQ_F2P_FIRST_SPI - 32 + base + i for i in range(len(IRQS))}:
+            return base
+    raise GenError(f"no {len(IRQS)} free IRQ_F2P[7:0] lines: the board's image claims GIC SPI {sorted(taken)}")
 
 
 def system(board: dict) -> System:
@@ -105,4 +124,5 @@ def system(board: dict) -> System:
                   dma_bits=board["dma"]["width_bits"], hp_port=board["dma"].get("port", "S_AXI_HP0"),
                   dma_base=int(amap.get("dma", 0x40400000)), accel_base=int(amap.get("accel", 0x43C00000)),
                   span=int(amap.get("span", 0x10000)), ddr_bytes=int(board.get("ddr_bytes", 0x20000000)),
-                  ps7_fallback=dict((board.get("ps7") or {}).get("fallback") or {}))
+                  ps7_fallback=dict((board.get("ps7") or {}).get("fallback") or {}),
+                  irq_base=irq_base(board.get("image_irqs")))

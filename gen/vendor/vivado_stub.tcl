@@ -86,6 +86,7 @@ proc add_files {args} {
     }
     return ""
 }
+proc set_msg_config {args} { ::stub_record set_msg_config {*}$args }
 proc update_compile_order {args} { ::stub_record update_compile_order {*}$args }
 proc get_files {args} { ::stub_record get_files {*}$args; return "/stub/[::stub_last $args]" }
 
