@@ -13,12 +13,15 @@
  *   poll()   EPOLLIN when a result waits, EPOLLOUT when a frame may be written
  *   ioctl()  register reads, writes to writable registers, run-time weight upload, reset, timeout
  *
+ * The DMA side (one frame out and back, errors, timeouts and the recovery after them) is in accel_dma.c.
+ * The fabric clock (FCLK0) is enabled here and its rate checked against the bitstream's CLOCK_KHZ.
+ *
  * One frame is in flight at a time (adev->lock); any number of processes may open the device, their frames
  * are served in turn. The device structure is reference counted so that unbinding the driver while files
  * are open is safe: those files then get -ENODEV.
  */
 
-#include <linux/completion.h>
+#include <linux/clk.h>
 #include <linux/dma-mapping.h>
 #include <linux/dmaengine.h>
 #include <linux/fs.h>
@@ -36,6 +39,7 @@
 #include <linux/wait.h>
 
 #include "accel_design.h"
+#include "accel_dma.h"
 #include "accel_regs.h"
 #include "accel_uapi.h"
 
@@ -46,8 +50,9 @@ MODULE_PARM_DESC(timeout_ms, "time one frame may take before the DMA is stopped 
 struct accel_dev {
 	struct device *dev;
 	void __iomem *regs;
-	struct dma_chan *tx;
-	struct dma_chan *rx;
+	struct clk *clk;	/* FCLK0 */
+	struct accel_dma dma;	/* the "tx" (MM2S) and "rx" (S2MM) channels */
+	struct device *dma_dev;	/* the DMA controller: owner of the buffers below */
 	/*
 	 * Frames are a few KiB: coherent buffers cost one copy from/to user space and no per-frame mapping or
 	 * cache maintenance (the Zynq's ACP is not used, so the CPU caches are not coherent with HP0).
@@ -56,8 +61,6 @@ struct accel_dev {
 	void *out_buf;
 	dma_addr_t in_dma;
 	dma_addr_t out_dma;
-	struct completion tx_done;
-	struct completion rx_done;
 	struct miscdevice misc;
 	struct mutex lock;	/* one frame in flight; guards the registers, the buffers and @gone */
 	bool gone;		/* removed: files still open get -ENODEV */
@@ -99,68 +102,18 @@ static bool accel_reg_allowed(u32 off, u64 mask)
 	return off % 4 == 0 && off / 4 < 64 && (mask >> (off / 4) & 1);
 }
 
-static void accel_dma_done(void *arg)
-{
-	complete(arg);
-}
-
-static int accel_dma_submit(struct dma_chan *chan, dma_addr_t buf, size_t len,
-			    enum dma_transfer_direction dir, struct completion *done, dma_cookie_t *cookie)
-{
-	struct dma_async_tx_descriptor *desc;
-
-	desc = dmaengine_prep_slave_single(chan, buf, len, dir, DMA_PREP_INTERRUPT | DMA_CTRL_ACK);
-	if (!desc)
-		return -EIO;
-	reinit_completion(done);
-	desc->callback = accel_dma_done;
-	desc->callback_param = done;
-	*cookie = dmaengine_submit(desc);
-	if (dma_submit_error(*cookie))
-		return -EIO;
-	return 0;
-}
-
 /* Send adev->in_buf, receive into adev->out_buf. Called with adev->lock held. */
 static int accel_run_frame(struct accel_dev *adev, unsigned int tmo_ms)
 {
-	unsigned long tmo = msecs_to_jiffies(tmo_ms);
-	dma_cookie_t rx_cookie, tx_cookie;
-	struct dma_tx_state state;
 	int ret;
 
-	/* Queue the receive side first so the accelerator never stalls on its output stream. */
-	ret = accel_dma_submit(adev->rx, adev->out_dma, ACCEL_OUT_FRAME_PADDED, DMA_DEV_TO_MEM,
-			       &adev->rx_done, &rx_cookie);
-	if (ret)
-		goto stop_rx;
-	ret = accel_dma_submit(adev->tx, adev->in_dma, ACCEL_IN_FRAME_PADDED, DMA_MEM_TO_DEV,
-			       &adev->tx_done, &tx_cookie);
-	if (ret)
-		goto stop_all;
-	dma_async_issue_pending(adev->rx);
-	dma_async_issue_pending(adev->tx);
-
-	if (!wait_for_completion_timeout(&adev->rx_done, tmo) ||
-	    !wait_for_completion_timeout(&adev->tx_done, tmo)) {
-		dev_warn_ratelimited(adev->dev, "frame timed out after %u ms (STATUS 0x%08x): DMA stopped, accelerator reset\n",
+	ret = accel_dma_frame(&adev->dma, adev->in_dma, ACCEL_IN_FRAME_PADDED, adev->out_dma,
+			      ACCEL_OUT_FRAME_PADDED, ACCEL_OUT_FRAME_BYTES, tmo_ms);
+	if (ret == -ETIMEDOUT)
+		dev_warn_ratelimited(adev->dev, "frame timed out after %u ms (STATUS 0x%08x): DMA reset, accelerator reset\n",
 				     tmo_ms, accel_rd(adev, ACCEL_REG_STATUS));
-		ret = -ETIMEDOUT;
-		goto stop_all;
-	}
-	if (dmaengine_tx_status(adev->rx, rx_cookie, &state) != DMA_COMPLETE ||
-	    ACCEL_OUT_FRAME_PADDED - state.residue < ACCEL_OUT_FRAME_BYTES) {
-		dev_warn_ratelimited(adev->dev, "short output frame (residue %u)\n", state.residue);
-		ret = -EIO;
-		goto stop_all;
-	}
-	return 0;
-
-stop_all:
-	dmaengine_terminate_sync(adev->tx);
-stop_rx:
-	dmaengine_terminate_sync(adev->rx);
-	accel_soft_reset(adev);
+	if (ret)
+		accel_soft_reset(adev);	/* drop what is left of the frame in the pipeline */
 	return ret;
 }
 
@@ -393,6 +346,50 @@ static int accel_check_identity(struct accel_dev *adev)
 	return 0;
 }
 
+static void accel_clock_off(void *clk)
+{
+	clk_disable_unprepare(clk);
+}
+
+/*
+ * The fabric clock (FCLK0, <&clkc 15>): enabled for as long as the device is bound. The overlay's
+ * assigned-clock-rates sets its rate before probe; nothing else guarantees that the boot image left it on.
+ */
+static int accel_clock_on(struct accel_dev *adev)
+{
+	struct clk *clk;
+	int ret;
+
+	clk = devm_clk_get(adev->dev, NULL);
+	if (IS_ERR(clk))
+		return dev_err_probe(adev->dev, PTR_ERR(clk), "no fabric clock (clocks = <&clkc 15>)\n");
+	ret = clk_prepare_enable(clk);
+	if (ret)
+		return dev_err_probe(adev->dev, ret, "cannot enable the fabric clock\n");
+	ret = devm_add_action_or_reset(adev->dev, accel_clock_off, clk);
+	if (ret)
+		return ret;
+	adev->clk = clk;
+	return 0;
+}
+
+/*
+ * The design was built and timed for CLOCK_KHZ: a faster fabric clock breaks timing (wrong results), a slower
+ * one every throughput figure. 0.1 % covers the crystals' rounding (33.333333 MHz x 30 on the Zybo Z7).
+ */
+static int accel_check_clock_rate(struct accel_dev *adev)
+{
+	unsigned long khz = DIV_ROUND_CLOSEST(clk_get_rate(adev->clk), 1000);
+	u32 want = accel_rd(adev, ACCEL_REG_CLOCK_KHZ);
+
+	if (khz + want / 1000 < want || khz > want + want / 1000) {
+		dev_err(adev->dev, "fabric clock runs at %lu kHz, the design is built for %u kHz (CLOCK_KHZ): was the overlay's assigned-clock-rates applied?\n",
+			khz, want);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int accel_probe(struct platform_device *pdev)
 {
 	struct device *dev = &pdev->dev;
@@ -404,10 +401,13 @@ static int accel_probe(struct platform_device *pdev)
 		return -ENOMEM;
 	kref_init(&adev->ref);
 	mutex_init(&adev->lock);
-	init_completion(&adev->tx_done);
-	init_completion(&adev->rx_done);
+	accel_dma_init(&adev->dma, dev);
 	adev->dev = dev;
 
+	/* the clock first: AXI-Lite reads of a fabric without its clock stall the bus */
+	ret = accel_clock_on(adev);
+	if (ret)
+		goto put;
 	adev->regs = devm_platform_ioremap_resource(pdev, 0);
 	if (IS_ERR(adev->regs)) {
 		ret = PTR_ERR(adev->regs);
@@ -416,25 +416,23 @@ static int accel_probe(struct platform_device *pdev)
 	ret = accel_check_identity(adev);
 	if (ret)
 		goto put;
+	ret = accel_check_clock_rate(adev);
+	if (ret)
+		goto put;
 
-	adev->tx = dma_request_chan(dev, "tx");
-	if (IS_ERR(adev->tx)) {
-		ret = dev_err_probe(dev, PTR_ERR(adev->tx), "no \"tx\" DMA channel\n");
+	ret = accel_dma_request(&adev->dma);
+	if (ret) {
+		ret = dev_err_probe(dev, ret, "no \"tx\" and \"rx\" DMA channels (dmas/dma-names of the overlay)\n");
 		goto put;
 	}
-	adev->rx = dma_request_chan(dev, "rx");
-	if (IS_ERR(adev->rx)) {
-		ret = dev_err_probe(dev, PTR_ERR(adev->rx), "no \"rx\" DMA channel\n");
-		goto release_tx;
-	}
 	/* the buffers belong to the DMA controller's device: it is the one that reads and writes them */
-	adev->in_buf = dma_alloc_coherent(adev->tx->device->dev, ACCEL_IN_FRAME_PADDED, &adev->in_dma, GFP_KERNEL);
+	adev->dma_dev = adev->dma.tx->device->dev;
+	adev->in_buf = dma_alloc_coherent(adev->dma_dev, ACCEL_IN_FRAME_PADDED, &adev->in_dma, GFP_KERNEL);
 	if (!adev->in_buf) {
 		ret = -ENOMEM;
-		goto release_rx;
+		goto release_dma;
 	}
-	adev->out_buf = dma_alloc_coherent(adev->rx->device->dev, ACCEL_OUT_FRAME_PADDED, &adev->out_dma,
-					   GFP_KERNEL);
+	adev->out_buf = dma_alloc_coherent(adev->dma_dev, ACCEL_OUT_FRAME_PADDED, &adev->out_dma, GFP_KERNEL);
 	if (!adev->out_buf) {
 		ret = -ENOMEM;
 		goto free_in;
@@ -455,13 +453,11 @@ static int accel_probe(struct platform_device *pdev)
 	return 0;
 
 free_out:
-	dma_free_coherent(adev->rx->device->dev, ACCEL_OUT_FRAME_PADDED, adev->out_buf, adev->out_dma);
+	dma_free_coherent(adev->dma_dev, ACCEL_OUT_FRAME_PADDED, adev->out_buf, adev->out_dma);
 free_in:
-	dma_free_coherent(adev->tx->device->dev, ACCEL_IN_FRAME_PADDED, adev->in_buf, adev->in_dma);
-release_rx:
-	dma_release_channel(adev->rx);
-release_tx:
-	dma_release_channel(adev->tx);
+	dma_free_coherent(adev->dma_dev, ACCEL_IN_FRAME_PADDED, adev->in_buf, adev->in_dma);
+release_dma:
+	accel_dma_release(&adev->dma);
 put:
 	kref_put(&adev->ref, accel_free);
 	return ret;
@@ -474,12 +470,9 @@ static void accel_teardown(struct platform_device *pdev)
 	misc_deregister(&adev->misc);	/* no new opens after this */
 	mutex_lock(&adev->lock);	/* waits for a frame in flight */
 	adev->gone = true;
-	dmaengine_terminate_sync(adev->tx);
-	dmaengine_terminate_sync(adev->rx);
-	dma_free_coherent(adev->rx->device->dev, ACCEL_OUT_FRAME_PADDED, adev->out_buf, adev->out_dma);
-	dma_free_coherent(adev->tx->device->dev, ACCEL_IN_FRAME_PADDED, adev->in_buf, adev->in_dma);
-	dma_release_channel(adev->rx);
-	dma_release_channel(adev->tx);
+	accel_dma_release(&adev->dma);
+	dma_free_coherent(adev->dma_dev, ACCEL_OUT_FRAME_PADDED, adev->out_buf, adev->out_dma);
+	dma_free_coherent(adev->dma_dev, ACCEL_IN_FRAME_PADDED, adev->in_buf, adev->in_dma);
 	mutex_unlock(&adev->lock);
 	kref_put(&adev->ref, accel_free);	/* freed now, or when the last open file is closed */
 }
