@@ -3,6 +3,7 @@ block-design cell names, the interrupt order on IRQ_F2P and the address map (fro
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -34,6 +35,13 @@ class Fclk:
     @property
     def khz(self) -> int:
         return int(round(self.mhz * 1000))
+
+    @property
+    def hz(self) -> int:
+        """The rate for the device tree's assigned-clock-rates, rounded up: Linux's Zynq clock driver
+        (drivers/clk/zynq/clkc.c) divides FCLK0 with plain clk dividers, which pick the fastest rate not above
+        the one asked for; rounding down (1000/7 MHz -> 142857142 Hz) would make them choose the next divisor."""
+        return math.ceil(self.pll_mhz * 1e6 / (self.divisor0 * self.divisor1))
 
 
 def _fclk_choices() -> dict[int, tuple[int, int]]:
