@@ -120,3 +120,16 @@ def test_fixture_claims_are_real(tmp_path):
         _dtc("-@", "-I", "dts", "-O", "dtb", "-o", base, DT / image)
         claims = gic_claims(nodes(_dtc("-I", "dtb", "-O", "dts", base)))
         assert any("fabric@40000000" in p for p in claims[(0, gic)])
+
+
+def test_readme_deploy_keeps_the_bitstream():
+    """README "Deploy to the board" step 4: the commands must leave NAME.bit.bin in /lib/firmware (the overlay's
+    firmware-name loads it whenever the overlay is applied): fpgautil -b ... -o ... deletes it."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    step4 = readme[readme.index("4. **On the board**"):readme.index("5. **Server**")]
+    commands = [line.split("#")[0].strip() for line in step4.splitlines() if line.startswith("       ")]
+    commands = [c for c in commands if c]
+    assert not [c for c in commands if c.startswith("fpgautil")], commands
+    assert any(c.startswith("cp ") and "NAME.bit.bin" in c and "/lib/firmware" in c for c in commands)
+    assert any("device-tree/overlays/NAME/path" in c for c in commands)
+    assert not [c for c in commands if c.startswith("rm ")]
