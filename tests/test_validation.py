@@ -278,3 +278,29 @@ def test_fold_file(tmp_path, tiny, raw, expect):
     else:
         p.write_bytes(raw)
     assert_error(run_cli([tiny, "--fold", p, "-o", tmp_path / "out"]), str(p), *expect)
+
+
+# ------------------------------------------------------------------------------------------ found by the fuzzer
+
+def test_qdq_zero_point_rules(tmp_path):
+    m = _model("conv", "qdq")   # a bias DequantizeLinear (int32): ONNX defines no zero point there
+    n = next(n for n in m.graph.node if n.op_type == "DequantizeLinear"
+             and numpy_helper.to_array(_inits(m)[n.input[0]]).dtype == np.int32)
+    _set(m, n.input[2], 7)
+    assert_error(run_cli(["check", _save(m, tmp_path), "--n", "2"]), "int32 zero point 7")
+    m = _model("conv", "qdq")   # a per-tensor zero point beside a 3-channel scale
+    n = next(n for n in m.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in _inits(m))
+    _set(m, n.input[1], np.full(3, 0.05, np.float32))
+    assert_error(run_cli(["check", _save(m, tmp_path), "--n", "2"]), "has 3 values", "must match")
+
+
+@pytest.mark.parametrize("edit,expect", [("group", "group=-1"), ("batch", "batch size 6")])
+def test_conv_group_and_fixed_batch(tmp_path, edit, expect):
+    m = _model()
+    if edit == "group":
+        conv = next(n for n in m.graph.node if n.op_type == "Conv")
+        conv.attribute.append(onnx.helper.make_attribute("group", -1))
+    else:
+        m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 6
+    for r in _both(_save(m, tmp_path), tmp_path):
+        assert_error(r, expect)

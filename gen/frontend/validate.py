@@ -246,6 +246,8 @@ def check_quantiser(node, consts: dict) -> None:
     for i in scales:
         if i < len(node.input) and node.input[i] in consts:
             check_scale(node, consts[node.input[i]], i)
+            if node.op_type not in ("Quant", "BipolarQuant", "Trunc"):
+                check_zero_point_matches(node, consts, i)
     if node.op_type == "DequantizeLinear" and len(node.input) > 2 and node.input[2] in consts:
         zp = consts[node.input[2]]
         if zp.dtype == np.int32 and np.any(zp != 0):
@@ -267,6 +269,15 @@ def _numbers(node, arr: np.ndarray, what: str) -> np.ndarray:
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise node_error(node, f"{what} holds {arr.dtype} values, not numbers", FIX)
     return arr.astype(np.float64)
+
+
+def check_zero_point_matches(node, consts: dict, i: int) -> None:
+    """ONNX Q/DQ and QLinear* ops: the zero point (the input after its scale) has the scale's size."""
+    if i + 1 < len(node.input) and node.input[i + 1] in consts:
+        ns, nz = np.asarray(consts[node.input[i]]).size, np.asarray(consts[node.input[i + 1]]).size
+        if ns != nz:
+            raise node_error(node, f"scale '{node.input[i]}' has {ns} values but its zero point '{node.input[i + 1]}' "
+                                   f"has {nz}: they must match (one per tensor or one per channel)", FIX)
 
 
 def check_scale(node, scale: np.ndarray, i: int) -> None:
