@@ -80,7 +80,8 @@ def write_firmware(out_dir, design, board: dict, *, runtime_weights: bool | None
     (root / "kernel" / "Makefile").write_text(_env.get_template("kernel_Makefile.j2").render(spec=spec))
     (root / "overlay" / f"{spec.name}.dtso").write_text(_env.get_template("overlay.dtso.j2").render(
         spec=spec, sys=sysmap, board_description=board.get("description", board.get("name", "")),
-        fclk=FCLK0_DT_CLOCK, fclk_hz=fclk0(design_clock_mhz(design, board)).hz, irq_mm2s=sysmap.irq_dt(0), irq_s2mm=sysmap.irq_dt(1), irq_accel=sysmap.irq_dt(2)))
+        fclk=FCLK0_DT_CLOCK, fclk_hz=fclk0(design_clock_mhz(design, board)).hz,
+        irq_mm2s=sysmap.irq_dt(0), irq_s2mm=sysmap.irq_dt(1), irq_accel=sysmap.irq_dt(2)))
     (root / "Makefile").write_text(_env.get_template("user_Makefile.j2").render(spec=spec))
 
     host_constants = dict(spec.constants(), name=spec.name, runtime_weights=list(spec.runtime_weights),
