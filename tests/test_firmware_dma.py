@@ -81,3 +81,18 @@ def test_driver_leaves_the_dma_to_accel_dma():
         assert call not in drv, call
     assert "accel_dma_frame(" in drv and "accel_dma_release(" in drv
     assert "callback_result" in dma and "desc->callback =" not in dma and "dmaengine_tx_status" not in dma
+
+
+@pytest.mark.parametrize("rate_hz, clock_khz, ok", [
+    (100_000_000, 100_000, True),
+    (99_999_999, 100_000, True),         # Zybo Z7: 33.333333 MHz crystal x 30 / 10
+    (142_857_143, 142_857, True),        # 1000 MHz / 7
+    (50_000_000, 100_000, False),        # the boot image's FCLK0 left at another rate
+    (125_000_000, 100_000, False),       # faster than the design was timed for
+    (100_200_000, 100_000, False),
+])
+def test_clock_rate_check(harness, rate_hz, clock_khz, ok):
+    """The probe's FCLK0 check (accel_clock.h): refuses a fabric clock more than 0.1 % off CLOCK_KHZ."""
+    r = subprocess.run([str(harness), "clock", str(rate_hz), str(clock_khz)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0 and r.stdout.strip() == str(int(ok))

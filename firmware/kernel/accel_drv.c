@@ -38,6 +38,7 @@
 #include <linux/version.h>
 #include <linux/wait.h>
 
+#include "accel_clock.h"
 #include "accel_design.h"
 #include "accel_dma.h"
 #include "accel_regs.h"
@@ -373,18 +374,15 @@ static int accel_clock_on(struct accel_dev *adev)
 	return 0;
 }
 
-/*
- * The design was built and timed for CLOCK_KHZ: a faster fabric clock breaks timing (wrong results), a slower
- * one every throughput figure. 0.1 % covers the crystals' rounding (33.333333 MHz x 30 on the Zybo Z7).
- */
+/* FCLK0 must run at the bitstream's CLOCK_KHZ (accel_clock.h says how close). */
 static int accel_check_clock_rate(struct accel_dev *adev)
 {
-	unsigned long khz = DIV_ROUND_CLOSEST(clk_get_rate(adev->clk), 1000);
+	unsigned long rate = clk_get_rate(adev->clk);
 	u32 want = accel_rd(adev, ACCEL_REG_CLOCK_KHZ);
 
-	if (khz + want / 1000 < want || khz > want + want / 1000) {
-		dev_err(adev->dev, "fabric clock runs at %lu kHz, the design is built for %u kHz (CLOCK_KHZ): was the overlay's assigned-clock-rates applied?\n",
-			khz, want);
+	if (!accel_clock_matches(rate, want)) {
+		dev_err(adev->dev, "fabric clock runs at %lu Hz, the design is built for %u kHz (CLOCK_KHZ): was the overlay's assigned-clock-rates applied?\n",
+			rate, want);
 		return -EINVAL;
 	}
 	return 0;

@@ -32,7 +32,8 @@ _env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent /
 
 # (source under firmware/, destination under OUT/firmware/)
 _COPIES = (("kernel/accel_drv.c", "kernel/accel_drv.c"), ("kernel/accel_dma.c", "kernel/accel_dma.c"),
-           ("kernel/accel_dma.h", "kernel/accel_dma.h"), ("include/accel_uapi.h", "include/accel_uapi.h"),
+           ("kernel/accel_dma.h", "kernel/accel_dma.h"), ("kernel/accel_clock.h", "kernel/accel_clock.h"),
+           ("include/accel_uapi.h", "include/accel_uapi.h"),
            ("include/accel_uapi.h", "kernel/accel_uapi.h"), ("libaccel/libaccel.c", "libaccel/libaccel.c"),
            ("libaccel/libaccel.h", "libaccel/libaccel.h"),
            ("libaccel/le32.h", "libaccel/le32.h"), ("libaccel/accel.py", "libaccel/accel.py"),

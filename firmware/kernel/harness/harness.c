@@ -19,6 +19,7 @@
 #include <linux/completion.h>
 #include <linux/device.h>
 #include <linux/err.h>
+#include "accel_clock.h"
 #include "accel_dma.h"
 
 static struct {
@@ -121,6 +122,11 @@ static void frame(void)
 int main(int argc, char **argv)
 {
 	const char *s = argc > 1 ? argv[1] : "ok";
+
+	if (!strcmp(s, "clock")) {	/* clock RATE_HZ CLOCK_KHZ: 1 if the driver accepts the rate */
+		printf("%d\n", accel_clock_matches(strtoul(argv[2], NULL, 0), strtoul(argv[3], NULL, 0)));
+		return 0;
+	}
 
 	accel_dma_init(&d, &dev);
 	if (accel_dma_request(&d))

@@ -11,5 +11,6 @@
 typedef uint32_t u32;
 typedef uint64_t dma_addr_t;
 
+#define DIV_ROUND_CLOSEST(x, d) (((x) + (d) / 2) / (d))
 #define min_t(type, a, b) ((type)(a) < (type)(b) ? (type)(a) : (type)(b))
 #endif
