@@ -8,7 +8,7 @@ the real CLI (gen.cli.main, in-process). For every case:
 * no file outside the output folder is created, changed or removed (the case runs in a sandbox folder, cwd too);
 * a previous gen output in the output folder is left byte-identical when the run fails.
 
-The default run is bounded (70 cases, about a minute); `-m slow` runs the same properties with 1,050 cases. Set
+The default run is bounded (80 cases, 30-60 s on one core); `-m slow` runs the same properties with 1,050 cases. Set
 GEN_FUZZ_SUMMARY=path.json to record the outcome counts (case kind, command, exit code and message class), and
 GEN_FUZZ_RECORD=1 to count broken properties instead of stopping at the first.
 """
@@ -115,6 +115,7 @@ def message_class(line: str) -> str:
     s = line[len("error:"):].strip()
     s = re.sub(r"(?<![\w.])(/[^\s:,;()']+)+", "<path>", s)
     s = re.sub(r"'[^']*'", "'…'", s)
+    s = re.sub(r"0x[0-9a-fA-F]+", "N", s)
     s = re.sub(r"(?<![\w])-?\d[\d.,e+-]*", "N", s)
     return " ".join(s.split()[:9])
 
@@ -324,7 +325,8 @@ def model_case(data, prev_folder: Path) -> None:
         out = box / "out"
         prev = prev_folder if command == "generate" and data.draw(st.booleans(), "previous output") else None
         args = ["check", model, "--n", "3"] if command == "check" else [model, "-o", out]
-        run_case(f"model[{label}]", args, box, out, prev, model, name.startswith(KNOWN_MISMATCH))
+        kind = f"model[{label}]" + (" over a previous output" if prev is not None else "")
+        run_case(kind, args, box, out, prev, model, name.startswith(KNOWN_MISMATCH))
 
 
 # ------------------------------------------------------------------------------------------ CLI numbers
@@ -447,7 +449,7 @@ def _fuzz(n: int):
                     phases=[Phase.explicit, Phase.generate], print_blob=True)
 
 
-@_fuzz(30)
+@_fuzz(40)
 @given(data=st.data())
 def test_fuzz_models(previous_output, data):
     model_case(data, previous_output)
