@@ -21,8 +21,6 @@ design spends spare block RAM; FINN's ram_style per layer, chosen instead of lef
 from __future__ import annotations
 
 import math
-from pathlib import Path
-
 
 from ..errors import GenError
 from ..schema import INT, has_type, read_yaml, type_name, want
