@@ -257,9 +257,9 @@ def test_codes_kind_is_not_wafer_specific(tmp_path):
 
 
 def test_client_g85_readers_equal_the_example_reader(wafer, tmp_path):
-    """The client's copy of the G85 reader (package and stdlib paths) gives wafermap.read_g85's grids, for the
+    """The client's G85 reader (g85grid.py, package and stdlib paths) gives wafermap.read_g85's grids, for the
     bin types of the standard (ASCII, Decimal, HexaDecimal), short rows and unlisted bins."""
-    (cl,) = load_generated(wafer.fw, "accel_client")
+    cl, g85grid = load_generated(wafer.fw, "accel_client", "g85grid")
     grids, _ = wafer_maps(1, seed=2)
     wm.write_g85(grids, tmp_path / "hex.xml")
     rows = ["".join("_" if (i - 5) ** 2 + (j - 5) ** 2 > 25 else "X1Z"[(i * j) % 3] for j in range(11 - i % 2))
@@ -272,7 +272,8 @@ def test_client_g85_readers_equal_the_example_reader(wafer, tmp_path):
            '</Maps>')
     for text in ((tmp_path / "hex.xml").read_text(), ascii_, dec):
         # the client reads as wafermap.read_g85 does: the g85 package when installed, else the stdlib reader
-        for got, package in ((cl.read_g85(text), None), (cl._read_g85_stdlib(text), False)):
+        stdlib = [(wid, grid) for wid, grid, _ in g85grid.read_g85(text, use_package=False)]
+        for got, package in ((cl.read_g85(text), None), (stdlib, False)):
             want = [(w.wafer_id, w.grid) for w in wm.read_g85(text, use_package=package)]
             assert len(want) == 1 + (text != dec and text != ascii_) * (len(grids) - 1)
             assert [g[0] for g in got] == [w[0] for w in want]

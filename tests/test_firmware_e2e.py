@@ -40,7 +40,7 @@ def make_design(tmp, kind="gemm", seed=0):
 
 def load_generated(fw, *names):
     """Import the generated Python modules of this firmware folder (fresh: other tests may have others)."""
-    for n in ("accel_proto", "accel_client", "accel"):
+    for n in ("accel_proto", "accel_client", "accel", "g85grid"):
         sys.modules.pop(n, None)
     sys.path[:0] = [str(fw / "host"), str(fw / "libaccel")]
     try:

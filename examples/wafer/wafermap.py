@@ -50,14 +50,18 @@ others) draws, per map:
 
 from __future__ import annotations
 
-import io
 import math
 import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable
-from xml.etree import ElementTree
 
 import numpy as np
+
+# the G85 reader the generated host client carries (firmware/host/g85grid.py): one reader for both
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware" / "host"))
+import g85grid  # noqa: E402
 
 CLASSES = ("Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Random", "Scratch", "Near-full", "none")
 NCLS = len(CLASSES)
@@ -346,42 +350,15 @@ class G85Wafer:
     bins: dict = field(default_factory=dict)  # bin code -> True if pass
 
 
-def _codes_to_grid(rows: list[list], null, bin_pass: dict) -> np.ndarray:
-    """Bin codes -> {0, 1, 2}: the null bin is off-wafer, bins with BinQuality Pass are pass, any other code
-    (listed as failing or not listed at all) is a failing die."""
-    if not rows:
-        return np.zeros((0, 0), np.uint8)
-    width = max(len(r) for r in rows)
-    g = np.zeros((len(rows), width), np.uint8)
-    for i, row in enumerate(rows):
-        for j, code in enumerate(row):
-            g[i, j] = OFF if code == null else (PASS if bin_pass.get(code, False) else FAIL)
-    return g
-
-
-def _norm_code(code, bin_type: str):
-    if bin_type == "Decimal":
-        return int(code)
-    if bin_type == "HexaDecimal":
-        return int(code, 16)
-    return str(code)
-
-
 def read_g85(source, use_package: bool | None = None) -> list[G85Wafer]:
     """Read a SEMI G85 XML file (path, file object or XML string) -> one G85Wafer per <Device> of every <Map>.
 
-    Uses the `g85` package (PyPI, GPL-3.0) when it is installed, else (or with use_package=False) the small
-    standard-library reader below; both give the same grids. Bin codes are compared as numbers for BinType
-    Decimal / HexaDecimal ("01" == "1"), as characters for ASCII / Integer2.
+    The reader is firmware/host/g85grid.py, the one the generated host client carries: the `g85` package (PyPI,
+    GPL-3.0) when it is installed (or use_package=True), else its standard-library reader; both give the same
+    grids. Bin codes are compared as numbers for BinType Decimal / HexaDecimal ("01" == "1"), as characters for
+    ASCII / Integer2.
     """
-    if use_package is None:
-        try:
-            import g85  # noqa: F401
-            use_package = True
-        except ImportError:
-            use_package = False
-    text = _read_text(source)
-    return _read_g85_package(text) if use_package else _read_g85_stdlib(text)
+    return [G85Wafer(wid, grid, bins) for wid, grid, bins in g85grid.read_g85(_read_text(source), use_package)]
 
 
 def _read_text(source) -> str:
@@ -395,49 +372,6 @@ def _read_text(source) -> str:
         return s
     with open(os.fspath(source), encoding="utf-8") as f:
         return f.read()
-
-
-def _read_g85_package(text: str) -> list[G85Wafer]:
-    import g85
-
-    out = []
-    for wmap in g85.read(io.StringIO(text)):
-        wid = wmap.SubstrateId or wmap.misc.get("WaferId", "")
-        for dev in wmap.devices:
-            bt = dev.BinType
-            null = _norm_code(dev.NullBin, bt)
-            bins = {_norm_code(k, bt): bool(v) for k, v in dev.bin_pass.items()}
-            rows = [[_norm_code(c, bt) for c in row] for row in dev.map]
-            out.append(G85Wafer(str(wid), _codes_to_grid(rows, null, bins), bins))
-    return out
-
-
-def _tag(el) -> str:
-    return el.tag.split("}")[-1]
-
-
-def _read_g85_stdlib(text: str) -> list[G85Wafer]:
-    root = ElementTree.fromstring(text)
-    maps = [root] if _tag(root) == "Map" else [m for m in root if _tag(m) == "Map"]
-    out = []
-    for m in maps:
-        wid = m.attrib.get("SubstrateId", m.attrib.get("WaferId", ""))
-        for dev in (d for d in m if _tag(d) == "Device"):
-            bt = dev.attrib.get("BinType", "ASCII")
-            null = _norm_code(dev.attrib.get("NullBin", "."), bt)
-            bins, rows = {}, []
-            for el in dev:
-                t = _tag(el)
-                if t == "Bin" and "BinCode" in el.attrib:
-                    code = _norm_code(el.attrib["BinCode"], bt)
-                    bins.setdefault(code, el.attrib.get("BinQuality", "").lower() == "pass")
-                elif t == "Data":
-                    for row in (r for r in el if _tag(r) == "Row"):
-                        s = (row.text or "").strip()
-                        toks = s.split() if (" " in s or "\t" in s) else list(s)
-                        rows.append([_norm_code(c, bt) for c in toks])
-            out.append(G85Wafer(str(wid), _codes_to_grid(rows, null, bins), bins))
-    return out
 
 
 def write_g85(grids, stream=None, wafer_ids=None, lot_id: str = "LOT0") -> str:

@@ -37,18 +37,17 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import math
 import socket
 import struct
 import sys
 from pathlib import Path
-from xml.etree import ElementTree
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import accel_proto as proto  # noqa: E402
+import g85grid  # noqa: E402
 
 D = proto.DESIGN
 IN = D["input"]
@@ -281,71 +280,11 @@ def prepare(path: Path) -> list[tuple[str, bytes]]:
     return out
 
 
-# ---- SEMI G85 (the same grids as examples/wafer/wafermap.py read_g85: 0 off, 1 pass, 2 fail) -------------------
-
-def _norm_code(code, bin_type: str):
-    if bin_type == "Decimal":
-        return int(code)
-    if bin_type == "HexaDecimal":
-        return int(code, 16)
-    return str(code)
-
-
-def _codes_to_grid(rows: list[list], null, bin_pass: dict) -> np.ndarray:
-    """Bin codes -> 0 / 1 / 2: the null bin is off the wafer, Pass bins pass, any other code (failing or not
-    listed) fails; short rows are off the wafer at their end."""
-    if not rows:
-        return np.zeros((0, 0), np.int64)
-    g = np.zeros((len(rows), max(len(r) for r in rows)), np.int64)
-    for i, row in enumerate(rows):
-        for j, code in enumerate(row):
-            g[i, j] = 0 if code == null else (1 if bin_pass.get(code, False) else 2)
-    return g
-
+# ---- SEMI G85: g85grid.py beside this file, the reader examples/wafer/wafermap.py uses too ------------------------
 
 def read_g85(text: str) -> list[tuple[str, np.ndarray]]:
-    """(wafer id, grid) per <Device> of every <Map>: the `g85` package when installed, else the stdlib reader."""
-    try:
-        import g85
-    except ImportError:
-        return _read_g85_stdlib(text)
-    out = []
-    for wmap in g85.read(io.StringIO(text)):
-        wid = wmap.SubstrateId or wmap.misc.get("WaferId", "")
-        for dev in wmap.devices:
-            bt = dev.BinType
-            bins = {_norm_code(k, bt): bool(v) for k, v in dev.bin_pass.items()}
-            rows = [[_norm_code(c, bt) for c in row] for row in dev.map]
-            out.append((str(wid), _codes_to_grid(rows, _norm_code(dev.NullBin, bt), bins)))
-    return out
-
-
-def _tag(el) -> str:
-    return el.tag.split("}")[-1]
-
-
-def _read_g85_stdlib(text: str) -> list[tuple[str, np.ndarray]]:
-    root = ElementTree.fromstring(text)
-    maps = [root] if _tag(root) == "Map" else [m for m in root if _tag(m) == "Map"]
-    out = []
-    for m in maps:
-        wid = m.attrib.get("SubstrateId", m.attrib.get("WaferId", ""))
-        for dev in (d for d in m if _tag(d) == "Device"):
-            bt = dev.attrib.get("BinType", "ASCII")
-            null = _norm_code(dev.attrib.get("NullBin", "."), bt)
-            bins, rows = {}, []
-            for el in dev:
-                t = _tag(el)
-                if t == "Bin" and "BinCode" in el.attrib:
-                    bins.setdefault(_norm_code(el.attrib["BinCode"], bt),
-                                    el.attrib.get("BinQuality", "").lower() == "pass")
-                elif t == "Data":
-                    for row in (r for r in el if _tag(r) == "Row"):
-                        s = (row.text or "").strip()
-                        toks = s.split() if (" " in s or "\t" in s) else list(s)
-                        rows.append([_norm_code(c, bt) for c in toks])
-            out.append((str(wid), _codes_to_grid(rows, null, bins)))
-    return out
+    """(wafer id, grid of 0 off / 1 pass / 2 fail) per <Device> of every <Map>."""
+    return [(wid, grid) for wid, grid, _ in g85grid.read_g85(text)]
 
 
 # ---- protocol ------------------------------------------------------------------------------------------------
