@@ -308,7 +308,7 @@ def cmd_check(args) -> int:
         x = read_inputs(args.inputs, design_input_shape(loaded))
         batches = (x[i:i + args.batch] for i in range(0, x.shape[0], args.batch))
     else:
-        batches = input_sampler(design).batches(args.n, args.batch, np.random.default_rng(args.seed))
+        batches = input_sampler(design, loaded.model).batches(args.n, args.batch, np.random.default_rng(args.seed))
     rep = check_stream(design, loaded.model, batches)
     if rep is None:
         raise GenError("no input frames to check (--n or the rows of --inputs): give at least 1")

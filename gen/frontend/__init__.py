@@ -10,6 +10,7 @@ import onnx
 
 from ..errors import GenError, node_error
 from ..ir.design import Design
+from .thirdparty import third_party
 from .validate import validate_model
 
 QONNX_OPS = {"Quant", "BipolarQuant", "Trunc", "MultiThreshold", "IntQuant"}
@@ -67,18 +68,17 @@ def prepare(model: onnx.ModelProto, flavour: str) -> onnx.ModelProto:
         del model.graph.value_info[:]
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.util.cleanup import cleanup_model
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), third_party("qonnx cleanup"):
             warnings.simplefilter("ignore")
-            try:
-                cleaned = cleanup_model(ModelWrapper(model))
-            except Exception as e:  # noqa: BLE001
-                raise GenError(f"qonnx could not clean up the model ({type(e).__name__}: {e})") from None
-        check_shapes_known(cleaned)
+            cleaned = cleanup_model(ModelWrapper(model))
+        with third_party("qonnx shape lookup"):
+            check_shapes_known(cleaned)
         return cleaned.model
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as e:
-        raise GenError(f"the ONNX checker rejects the model: {str(e).splitlines()[0]}") from None
+    with third_party("ONNX checker"):
+        try:
+            onnx.checker.check_model(model)
+        except onnx.checker.ValidationError as e:
+            raise GenError(f"the ONNX checker rejects the model: {str(e).splitlines()[0]}") from None
     return model
 
 

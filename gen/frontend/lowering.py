@@ -25,6 +25,7 @@ from ..ir.layers import (Add, AvgPool, Concat, Conv, Dense, Input, LabelSelect, 
 from ..ir.requant import thresholds_exact, thresholds_f32
 from ..ir.tensor import TensorInfo
 from .qop import QOperatorOps
+from .thirdparty import third_party
 from .values import Const, Lin, QConst, Raw, affine_of, canonical_index, layout_of
 
 MAX_BITS = 8
@@ -277,10 +278,8 @@ class Lowering(QOperatorOps):
                                                 feeds[i].shape) for i in feeds],
             [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output])
         m = onnx.helper.make_model(g, opset_imports=self.model.opset_import)
-        try:
+        with third_party("constant folding (onnx ReferenceEvaluator)", node):
             outs = ReferenceEvaluator(m).run(None, feeds)
-        except Exception as e:  # noqa: BLE001 - the evaluator raises many types
-            raise node_error(node, f"cannot fold this constant sub-graph ({type(e).__name__}: {e})") from None
         for o, v in zip(node.output, outs):
             self.values[o] = Const(np.asarray(v))
 

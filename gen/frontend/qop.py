@@ -21,6 +21,7 @@ from ..errors import node_error
 from ..golden import ops as gops
 from ..ir.elementwise import Arith, Clip, LeakyRelu, Round
 from ..ir.layers import Add, AvgPool, Conv, Dense, Requant
+from .thirdparty import third_party
 from .values import Const, Lin, canonical_index
 
 F32 = np.float32
@@ -374,7 +375,9 @@ def _ort_table(node, values, av: np.ndarray, bv: np.ndarray) -> np.ndarray:
                                                  onnx.helper.make_opsetid("com.microsoft", 1)])
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    out = sess.run(None, {node.input[0]: A, node.input[3]: B})[0]
+    with third_party("onnxruntime session creation (tabulating the node)", node):
+        sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    with third_party("onnxruntime run (tabulating the node)", node):
+        out = sess.run(None, {node.input[0]: A, node.input[3]: B})[0]
     return out.astype(np.int64).reshape(av.size, bv.size)
 

@@ -16,6 +16,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import GenError, node_error
+from .thirdparty import third_party_message
 
 # The oldest opset gen's lowering was written and tested for (FINN / QKeras exports use 9) and the newest the
 # installed onnx library (which the reference executors read the model with) defines.
@@ -137,10 +138,11 @@ def check_shapes(model: onnx.ModelProto) -> None:
         probe.opset_import.append(onnx.helper.make_opsetid(dom, 1))
     try:
         onnx.shape_inference.infer_shapes(probe, check_type=True, strict_mode=True, data_prop=True)
+    except MemoryError:
+        raise
     except Exception as e:  # noqa: BLE001 - InferenceError, ValidationError, and a few more for broken protos
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise GenError(f"the model's shapes or types are inconsistent (ONNX shape inference: {first}). Fix or "
-                       "re-export the model") from None
+        why = third_party_message("ONNX shape inference", e)
+        raise GenError(f"the model's shapes or types are inconsistent ({why}). Fix or re-export the model") from None
 
 
 def check_qonnx_attributes(node) -> None:

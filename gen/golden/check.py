@@ -15,6 +15,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..errors import GenError
+from ..frontend.thirdparty import third_party
 from ..ir import layers as L
 from ..ir.design import Design
 from ..ir.elementwise import Affine, Arith, Clip, LeakyRelu, Relu, Round, Sign, chain_f32, op_from_json
@@ -77,11 +79,11 @@ def reference_run(model, flavour: str, x: np.ndarray) -> list[dict[str, np.ndarr
     if flavour == "qonnx":
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.core.onnx_exec import execute_onnx
-        mw = ModelWrapper(model)
         iname = model.graph.input[0].name
         res = []
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), third_party("qonnx execution (the reference)"):
             warnings.simplefilter("ignore")
+            mw = ModelWrapper(model)
             for i in range(x.shape[0]):
                 res.append(execute_onnx(mw, {iname: x[i:i + 1]}, return_full_exec_context=True))
         return res
@@ -100,13 +102,15 @@ def reference_run(model, flavour: str, x: np.ndarray) -> list[dict[str, np.ndarr
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     so.log_severity_level = 3
-    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    iname = sess.get_inputs()[0].name
+    with third_party("onnxruntime session creation (the reference)"):
+        sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        iname = sess.get_inputs()[0].name
     res = []
-    for i in range(x.shape[0]):
-        outs = sess.run(None, {iname: x[i:i + 1]})
-        res.append(dict(zip(names, outs)))
+    with third_party("onnxruntime run (the reference)"):
+        for i in range(x.shape[0]):
+            outs = sess.run(None, {iname: x[i:i + 1]})
+            res.append(dict(zip(names, outs)))
     return res
 
 
@@ -361,27 +365,70 @@ class InputSampler:
             yield self.draw(min(batch, n - start), rng)
 
 
-def input_sampler(design: Design) -> InputSampler:
+def input_sampler(design: Design, model=None) -> InputSampler:
     """We draw codes and search, per element, for a float32 value the input chain maps to that code: the decoded
-    value (code - zp) * scale pushed back through the pre-processing, then verified by re-encoding."""
+    value (code - zp) * scale pushed back through the pre-processing, then verified by re-encoding.
+
+    `model` (the graph the reference executes): its graph input's QONNX datatype annotation, if any, restricts
+    the candidates to the values it allows - qonnx's executor rejects any other input ("Rounding error is too
+    high to match set QONNX datatype"), and they could never reach a design built for that input anyway."""
     inp = design.layers[0]
     t = design.tensors[inp.output]
     chain = [op_from_json(o) if isinstance(o, dict) else o for o in inp.chain]
     # candidate float values: a dense grid over the plausible input range, keep those hitting distinct codes
-    grid = _input_grid(chain, t)
+    grid = _input_grid(chain, t, input_datatype(model))
     cand = np.broadcast_to(grid[:, None], (grid.size, t.channels)).astype(np.float32)
     codes = chain_f32(chain, cand.reshape(grid.size, 1, 1, t.channels), axis=-1).reshape(grid.size, t.channels)
     values = tuple(grid[np.unique(codes[:, c], return_index=True)[1]] for c in range(t.channels))
     return InputSampler(values=values, shape=tuple(t.shape), layout=dict(inp.graph_layout, ir_shape=t.shape))
 
 
-def sample_inputs(design: Design, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n random float inputs on the input quantiser's grid (see InputSampler)."""
-    return input_sampler(design).draw(n, rng)
+def sample_inputs(design: Design, n: int, rng: np.random.Generator, model=None) -> np.ndarray:
+    """n random float inputs on the input quantiser's grid and the input's annotated grid (see input_sampler)."""
+    return input_sampler(design, model).draw(n, rng)
 
 
-def _input_grid(chain, t) -> np.ndarray:
-    """float32 values to try as inputs: images k/255, the decoded codes, and a fine sweep of a range."""
+def input_datatype(model):
+    """The QONNX datatype annotated on the graph input (quantization_annotation 'finn_datatype', as qonnx's
+    ModelWrapper.get_tensor_datatype reads it), when it restricts the input to a grid: an integer type (BIPOLAR,
+    TERNARY, BINARY, INTn, UINTn) or a fixed-point one (FIXED<n,i>: 2^-(n-i) * INTn). None otherwise: no model,
+    no annotation, or a float type (FLOAT32 is qonnx's default; SCALEDINT<n> states no scale, so no grid)."""
+    if model is None or not model.graph.input:
+        return None
+    name = model.graph.input[0].name
+    for ann in model.graph.quantization_annotation:
+        if ann.tensor_name != name:
+            continue
+        for entry in ann.quant_parameter_tensor_names:
+            if entry.key != "finn_datatype":
+                continue
+            from qonnx.core.datatype import DataType
+            try:
+                dt = DataType[entry.value]
+            except (KeyError, ValueError, TypeError, AssertionError):
+                raise GenError(f"graph input '{name}': unknown QONNX datatype annotation '{entry.value}' "
+                               "(qonnx.core.datatype.DataType names it, e.g. BIPOLAR, INT8, FIXED<8,4>)") from None
+            return dt if dt.is_integer() or dt.is_fixed_point() else None
+    return None
+
+
+def _annotated_values(dt, near: np.ndarray) -> np.ndarray:
+    """float32 values the datatype `dt` allows: all of them when there are at most 2^16, otherwise the lattice
+    points nearest to the candidates `near` and the two extremes (a 32-bit type has too many to enumerate)."""
+    step = float(dt.scale_factor()) if dt.is_fixed_point() else 1.0
+    lo, hi = int(round(dt.min() / step)), int(round(dt.max() / step))
+    if hi - lo <= 2 ** 16:
+        k = np.arange(lo, hi + 1, dtype=np.float64)
+    else:
+        k = np.unique(np.concatenate([np.clip(np.rint(near.astype(np.float64) / step), lo, hi), [lo, hi]]))
+    vals = (k * step).astype(np.float32)
+    # allowed() also drops 0 for BIPOLAR and extremes float32 cannot hold exactly (e.g. INT32's 2^31 - 1)
+    return vals[np.asarray(dt.allowed(vals), dtype=bool)]
+
+
+def _input_grid(chain, t, dt=None) -> np.ndarray:
+    """float32 values to try as inputs: images k/255, the decoded codes, and a fine sweep of a range - those the
+    input's annotated datatype `dt` allows, followed by that datatype's own values (see input_datatype)."""
     imgs = (np.arange(256, dtype=np.float32) / np.float32(255)).astype(np.float32)
     sweep = np.linspace(-64, 64, 2 ** 16 + 1, dtype=np.float32)
     scale = np.asarray(t.scale if t.scale else (1.0,), dtype=np.float32)
@@ -389,4 +436,7 @@ def _input_grid(chain, t) -> np.ndarray:
     deq = ((codes[:, None] - np.float32(t.zero_point)) * scale[None, :]).astype(np.float32).ravel()
     # order matters: sample_inputs takes, for each code, the first candidate reaching it, so images k/255 and
     # the decoded grid win over the sweep (whose clipped extremes would not be on the grid)
-    return np.concatenate([imgs, deq, sweep]).astype(np.float32)
+    grid = np.concatenate([imgs, deq, sweep]).astype(np.float32)
+    if dt is None:
+        return grid
+    return np.concatenate([grid[np.asarray(dt.allowed(grid), dtype=bool)], _annotated_values(dt, grid)])

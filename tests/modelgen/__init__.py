@@ -13,7 +13,7 @@ See the docstrings of qonnx_models.py and ort_models.py for the kinds.
 
 from .common import FLAVOURS, GenModel, InputGrid, reference_run
 from .ort_models import QDQ_KINDS, QOP_KINDS, qdq_model, qdq_models, qop_model, qop_models
-from .qonnx_models import QONNX_KINDS, qonnx_model, qonnx_models
+from .qonnx_models import QONNX_INPUT_KINDS, QONNX_KINDS, qonnx_model, qonnx_models
 
 __all__ = [
     "FLAVOURS",
@@ -21,6 +21,7 @@ __all__ = [
     "InputGrid",
     "reference_run",
     "QONNX_KINDS",
+    "QONNX_INPUT_KINDS",
     "qonnx_model",
     "qonnx_models",
     "QDQ_KINDS",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import onnx
 
 from .common import (
     BREVITAS_DOMAIN,
@@ -56,6 +57,14 @@ QONNX_KINDS = [
     "mixed",  # several of the above chained at random
 ]
 
+# Graph inputs annotated with a QONNX datatype (quantization_annotation 'finn_datatype', as FINN and the QONNX
+# model zoo write it); qonnx's executor rejects inputs off that grid. Kept out of QONNX_KINDS so that the
+# hypothesis draws over QONNX_KINDS (derandomised) stay what they were; qonnx_model accepts both lists.
+QONNX_INPUT_KINDS = [
+    "bipolar_input",  # input annotated BIPOLAR ({-1, +1}) -> BipolarQuant or 2-bit narrow Quant -> TFC MLP / conv
+    "scaled_input",  # input annotated INTn / UINTn / FIXED<n,i>: scale * integers in range -> scaled Quant -> MLP
+]
+
 
 def _min_int(signed, narrow, bits):
     if signed and bits == 1:
@@ -87,6 +96,7 @@ class _Net:
         self.input_name = "global_in" if rng.random() < 0.3 else "x"
         self.input_shape: tuple = ()
         self.info: dict = {"domain": self.domain, "layers": []}
+        self.input_datatype: str | None = None  # QONNX datatype annotated on the graph input (finish writes it)
 
     # -- helpers -------------------------------------------------------------------------------------------
     def log(self, *what):
@@ -466,6 +476,11 @@ class _Net:
     def finish(self, y) -> GenModel:
         self.b.add_output(y)
         model = self.b.build()
+        if self.input_datatype is not None:
+            ann = onnx.TensorAnnotation(tensor_name=self.input_name)
+            ann.quant_parameter_tensor_names.append(onnx.StringStringEntryProto(key="finn_datatype",
+                                                                                value=self.input_datatype))
+            model.graph.quantization_annotation.append(ann)
         return GenModel(
             model=model, flavour="qonnx", kind=self.kind, input_name=self.input_name,
             input_shape=tuple(self.input_shape), grid=self.grid, info=self.info,
@@ -814,6 +829,71 @@ def _k_preprocess_input(n: _Net):
     return n.quant(y, 8, True, scale=f32(1 / 255))
 
 
+def _mlp_or_cnv(n: _Net, x, bipolar_w: bool):
+    """A few dense layers (flattened input) or a conv then a dense head, activations quantised."""
+    if len(n.shape(x)) == 3 and n.rbool(0.5):
+        x = n.conv(x, k=1 if min(n.shape(x)[1:]) < 3 else 3, s=1, p=0, groups=1, bias=False, bipolar_w=bipolar_w,
+                   bn=True, act=None)
+    if len(n.shape(x)) == 3:
+        x = n.flatten(x)
+    layers = n.rint(1, 3)
+    for i in range(layers):
+        last = i == layers - 1
+        x = n.dense(x, n.rint(2, 10) if last else n.rint(4, 24), style=n.pick(["matmul", "matmul_t", "gemm"]),
+                    bipolar_w=bipolar_w, bn=not last and n.rbool(0.5), act=None if last else "relu",
+                    quant=not last)
+    return x
+
+
+def _k_bipolar_input(n: _Net):
+    """Graph input annotated BIPOLAR (a binarised image or feature vector, FINN BNN style): inputs are -1 / +1."""
+    shape = (n.rint(4, 48),) if n.rbool(0.5) else (n.rint(1, 3), n.rint(3, 8), n.rint(3, 8))
+    n.grid = InputGrid(scale=1.0, codes=(-1, 1))
+    n.input_datatype = "BIPOLAR"
+    x = n.add_input(shape)
+    first = n.pick(["bipolar", "bipolar_scaled", "quant2", "affine"])
+    if first == "quant2":    # a 2-bit signed narrow Quant of scale 1 also maps -1 / +1 to themselves
+        x = n.quant(x, 2, True, narrow=True, scale=f32(1.0))
+    elif first == "affine":  # float pre-processing g*x + c (g > 0, |c| < g) keeps the sign: FINN TFC's 2x - 1
+        g = float(n.rng.uniform(0.5, 3.0))
+        c = float(n.rng.uniform(-0.9, 0.9)) * g
+        y = n.b.op("Mul", [x, n.b.const(f32(g), "gain")])
+        x = n.bipolar(n.b.op("Add", [y, n.b.const(f32(c), "offset")]), scale=1.0)
+    else:
+        x = n.bipolar(x, scale=1.0 if first == "bipolar" else None)
+    n.log("input BIPOLAR", shape, first)
+    return _mlp_or_cnv(n, x, bipolar_w=n.rbool(0.5))
+
+
+def _k_scaled_input(n: _Net):
+    """Graph input annotated with a signed or scaled integer grid, the input quantiser on that grid (QONNX model
+    zoo MLPs): INTn / UINTn integers, optionally scaled by a float Mul before the Quant, or FIXED<n,i> values
+    k * 2^-(n-i)."""
+    bits = n.rint(2, 8)
+    kind = n.pick(["int", "uint", "fixed"])
+    signed = kind != "uint"
+    qmin, qmax = _min_int(signed, False, bits), _max_int(signed, False, bits)
+    shape = (n.rint(2, 48),) if n.rbool(0.6) else (n.rint(1, 3), n.rint(3, 8), n.rint(3, 8))
+    if kind == "fixed":
+        frac = n.rint(1, bits - 1)
+        step = 2.0 ** -frac
+        n.input_datatype = f"FIXED<{bits},{bits - frac}>"
+    else:
+        step = 1.0
+        n.input_datatype = f"{'INT' if signed else 'UINT'}{bits}"
+    n.grid = InputGrid(scale=step, qmin=qmin, qmax=qmax)
+    x = n.add_input(shape)
+    scale = step
+    if kind != "fixed" and n.rbool(0.5):   # x * s onto the quantiser's grid of scale s
+        scale = float(rand_scale(n.rng, n.rng.uniform(0.25, 4.0), qmax))
+        x = n.b.op("Mul", [x, n.b.const(f32(scale), "inscale")])
+    # the quantiser may keep the grid or be narrower (fewer bits: the input is clipped)
+    qbits = bits if n.rbool(0.7) else n.rint(max(2, bits - 2), bits)
+    x = n.quant(x, qbits, signed, scale=f32(scale))
+    n.log("input", n.input_datatype, shape, f"Quant{qbits}{'s' if signed else 'u'}", "scale", scale)
+    return _mlp_or_cnv(n, x, bipolar_w=False)
+
+
 _KINDS = {
     "conv": _k_conv,
     "depthwise": _k_depthwise,
@@ -839,14 +919,17 @@ _KINDS = {
     "mixed": _k_mixed,
 }
 assert list(_KINDS) == QONNX_KINDS
+_INPUT_KINDS = {"bipolar_input": _k_bipolar_input, "scaled_input": _k_scaled_input}
+assert list(_INPUT_KINDS) == QONNX_INPUT_KINDS
 
 
 def qonnx_model(kind: str, rng: np.random.Generator) -> GenModel:
-    """A random small QONNX model of the given kind (see QONNX_KINDS)."""
-    if kind not in _KINDS:
-        raise ValueError(f"unknown QONNX kind {kind!r}; one of {QONNX_KINDS}")
+    """A random small QONNX model of the given kind (see QONNX_KINDS and QONNX_INPUT_KINDS)."""
+    make = _KINDS.get(kind) or _INPUT_KINDS.get(kind)
+    if make is None:
+        raise ValueError(f"unknown QONNX kind {kind!r}; one of {QONNX_KINDS + QONNX_INPUT_KINDS}")
     n = _Net(kind, rng)
-    y = _KINDS[kind](n)
+    y = make(n)
     return n.finish(y)
 
 
