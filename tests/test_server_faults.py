@@ -180,6 +180,19 @@ def closed_by_server(c, within):
 
 # ---- the device goes away and comes back ---------------------------------------------------------------------
 
+def wait_until_served(c, limit_s: float = 3.0) -> None:
+    """STATUS until the device answers again: UNAVAILABLE meanwhile, served within limit_s (libaccel's back-off
+    is at most 1 s between reopen attempts)."""
+    t0 = time.monotonic()
+    while True:
+        send(c, MSG["STATUS"])
+        mtype, status, body = recv(c)
+        if mtype == MSG["STATUS_RESULT"]:
+            return
+        assert status == ERR["UNAVAILABLE"] and time.monotonic() - t0 < limit_s, body
+        time.sleep(0.05)
+
+
 def test_device_killed_and_restarted(built, start):
     """Service resumes without restarting the server; meanwhile requests get UNAVAILABLE (connection kept)."""
     srv = start("-t", "300")
@@ -199,14 +212,7 @@ def test_device_killed_and_restarted(built, start):
             assert recv(c)[:2] == (MSG["INFO_RESULT"], 0)
         finally:
             dev.start()
-        t0 = time.monotonic()
-        while True:                     # libaccel's back-off is at most 1 s between attempts
-            send(c, MSG["STATUS"])
-            mtype, status, body = recv(c)
-            if mtype == MSG["STATUS_RESULT"]:
-                break
-            assert status == ERR["UNAVAILABLE"] and time.monotonic() - t0 < 3, body
-            time.sleep(0.05)
+        wait_until_served(c)
         assert_infer_ok(built, c, seed=3, n=3)
     with srv.conn() as c2:
         assert_infer_ok(built, c2, seed=4)
@@ -683,14 +689,7 @@ def test_chardev_removed_and_back(built, start, tmp_path):
             mtype, status, body = recv(c)
             assert (mtype, status) == (MSG["ERROR"], ERR["UNAVAILABLE"]) and b"device unavailable" in body, body
         state.write_text("2")                                # a new device at the same node
-        t0 = time.monotonic()
-        while True:
-            send(c, MSG["STATUS"])
-            mtype, status, body = recv(c)
-            if mtype == MSG["STATUS_RESULT"]:
-                break
-            assert status == ERR["UNAVAILABLE"] and time.monotonic() - t0 < 3, body
-            time.sleep(0.05)
+        wait_until_served(c)
         send(c, MSG["INFER"], bytes(built["spec"].in_frame_bytes))
         assert recv(c)[:2] == (MSG["INFER_RESULT"], 0)
     log = srv.stderr()
