@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
         raise GenError(f"{message} (see {self.prog} --help)")
 
 
-def _number(opt: str, lo: float, hi: float, lo_open: bool, what: str):
+def _number(lo: float, hi: float, lo_open: bool, what: str):
     """argparse type: a finite float in [lo, hi] (lo excluded when lo_open); the message states the range."""
     rng = f"{lo:g} {'(exclusive) ' if lo_open else ''}to {hi:,.10g}"
 
@@ -39,7 +39,7 @@ def _number(opt: str, lo: float, hi: float, lo_open: bool, what: str):
     return parse
 
 
-def _whole(opt: str, lo: int, what: str):
+def _whole(lo: int, what: str):
     """argparse type: an integer >= lo."""
     def parse(text: str) -> int:
         try:
@@ -62,11 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="quantized .onnx model (QONNX, QDQ or QOperator)")
     p.add_argument("--board", default="zybo-z7", help="board name (boards/*.yaml) or a board .yaml path")
     p.add_argument("-o", "--out", help="output folder (default build/<model>)")
-    p.add_argument("--fps", type=_number("--fps", 0.0, FPS_MAX, True, "frames per second"),
+    p.add_argument("--fps", type=_number(0.0, FPS_MAX, True, "frames per second"),
                    help=f"target frames per second, above 0 and at most {FPS_MAX:,.0f} (default: the fastest "
                         "design that fits)")
     p.add_argument("--fold", help="fold.yaml overriding PE/SIMD (and FIFO depths) of any node")
-    p.add_argument("--clock-mhz", type=_number("--clock-mhz", CLOCK_MHZ_MIN, CLOCK_MHZ_MAX, False, "the clock in MHz"),
+    p.add_argument("--clock-mhz", type=_number(CLOCK_MHZ_MIN, CLOCK_MHZ_MAX, False, "the clock in MHz"),
                    help=f"design clock in MHz, {CLOCK_MHZ_MIN:g} to {CLOCK_MHZ_MAX:g} (the Zynq-7000 fabric clock "
                         "range; default: the board's)")
     p.add_argument("--runtime-weights", action="store_true",
@@ -100,9 +100,9 @@ def check_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m gen check", description="Golden integer model vs the reference "
                                 "executor (qonnx / onnxruntime), layer by layer and end to end")
     p.add_argument("model")
-    p.add_argument("--n", type=_whole("--n", 1, "a number of frames"), default=100,
+    p.add_argument("--n", type=_whole(1, "a number of frames"), default=100,
                    help="number of random input frames, >= 1 (default 100)")
-    p.add_argument("--seed", type=_whole("--seed", 0, "a random seed"), default=0,
+    p.add_argument("--seed", type=_whole(0, "a random seed"), default=0,
                    help="random seed, >= 0 (default 0)")
     p.add_argument("--inputs", help=".npz with an array 'x' of inputs to use instead of random ones: shape "
                    "(frames, *model input shape without the batch axis), finite numbers")
