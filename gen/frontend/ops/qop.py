@@ -17,12 +17,13 @@ from fractions import Fraction
 import numpy as np
 import onnx
 
-from ..errors import node_error
-from ..golden import ops as gops
-from ..ir.elementwise import Arith, Clip, LeakyRelu, Round
-from ..ir.layers import Add, AvgPool, Conv, Dense, Requant
-from .thirdparty import third_party
-from .values import Const, Lin, canonical_index
+from ...errors import node_error
+from ...golden import ops as gops
+from ...ir.elementwise import Arith, Clip, LeakyRelu, Round
+from ...ir.layers import Add, AvgPool, Conv, Dense, Requant
+from ..common import node_attrs
+from ..thirdparty import third_party
+from ..values import Const, Lin, canonical_index
 
 F32 = np.float32
 _RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
@@ -156,8 +157,7 @@ class QOperatorOps:
 
     def op_QGemm(self, node):
         """com.microsoft QGemm: A, a_scale, a_zp, B, b_scale, b_zp, [C int32], [y_scale, y_zp]; alpha, transB."""
-        from .lowering import _attrs
-        at = _attrs(node)
+        at = node_attrs(node)
         if at.get("transA", 0):
             raise node_error(node, "QGemm with transA=1 is not supported")
         alpha = F32(at.get("alpha", 1.0))
@@ -199,8 +199,7 @@ class QOperatorOps:
         return Lin(t.name, x.index, [])
 
     def op_QLinearLeakyRelu(self, node):
-        from .lowering import _attrs
-        alpha = F32(_attrs(node).get("alpha", 0.01))
+        alpha = F32(node_attrs(node).get("alpha", 0.01))
         x = self._codes_in(node, 0)
         x_zp, _ = self._scalar_zp(node, 2, "input")
         y_zp, rng = self._scalar_zp(node, 4, "output")
@@ -210,7 +209,6 @@ class QOperatorOps:
 
     def op_QLinearConcat(self, node):
         """Y_scale, Y_zp, then (X, X_scale, X_zp) per input; each input is requantised to Y's grid."""
-        from .lowering import _attrs
         ys = self._scale(node, 0, "output")[0]
         y_zp, rng = self._scalar_zp(node, 1, "output")
         n = (len(node.input) - 2) // 3
@@ -228,15 +226,14 @@ class QOperatorOps:
         for nm, p in zip(names, parts):
             self.values[nm] = p
         cat = onnx.helper.make_node("Concat", names, list(node.output), name=node.name,
-                                    axis=_attrs(node).get("axis", 1))
+                                    axis=node_attrs(node).get("axis", 1))
         self.op_Concat(cat)
 
     # -- pools ---------------------------------------------------------------------------------------------
     def op_QLinearGlobalAveragePool(self, node):
         """MLAS (x86): requantize(float(sum(x) - x_zp * N) * (x_scale / N / y_scale)) over each channel's image
         (MlasQLinearGlobalAveragePool; ARM builds use a fixed-point variant of the same scale)."""
-        from .lowering import _attrs
-        if _attrs(node).get("channels_last", 0):
+        if node_attrs(node).get("channels_last", 0):
             raise node_error(node, "channels_last=1 is not supported")
         x = self._conv_input(node, self._codes_in(node, 0))
         t = self.t(x.tensor)

@@ -1,0 +1,1 @@
+"""The lowering's op handlers, one module per op family (see gen/frontend/lowering.py)."""
