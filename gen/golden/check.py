@@ -1,10 +1,12 @@
 """`gen check`: the golden model against the reference executor, layer by layer and end to end.
 
-The reference semantics (DESIGN.md "What exact means"): QOperator graphs must match bit for bit. QONNX and QDQ
-graphs are defined in real numbers and executed by the references in float32, in an order of their choosing;
-so each layer is fed the reference's own input codes, and every mismatch must be a *proven near-tie*: walking
-the element-wise chain in exact arithmetic, some rounding step's exact input lies within the float32 error bound
-of that step's boundary. Anything else is an unexplained mismatch, i.e. a bug.
+The reference semantics (DESIGN.md "What exact means"): QOperator graphs' integer programs must match bit for
+bit. QONNX and QDQ graphs (and the float pools / means inside QOperator graphs) are defined in real numbers
+and executed by the references in float32, in an order of their choosing; so each layer is fed the reference's
+own input codes, and every mismatch must be a *proven near-tie*: walking the element-wise chain in exact
+arithmetic, some rounding step's exact input lies within the float32 error bound of that step's boundary.
+Anything else is an unexplained mismatch, i.e. a bug. Which rule applies is decided per requantiser
+(_float_defined), not per design.
 """
 
 from __future__ import annotations
@@ -159,8 +161,26 @@ def near_tie(chain, ch: int, x: int, s_abs: float, fan_in: int) -> bool:
     return False
 
 
-def _sabs(design: Design, layer: L.Layer, xs: list[np.ndarray]) -> tuple[np.ndarray, int]:
-    """Sum of |products| of the layer producing an accumulator (for the float error bound), and its fan-in."""
+def _mean_zero(chain, n: int, channels: int) -> np.ndarray | float | None:
+    """Per channel, the input code z where the terms of a mean vanish: the chain of a requantiser after an
+    AvgPool starts with the exact mean a * sum + b = (1/n) * sum_i (n*a) * (x_i - z), z = -b / (n * a)."""
+    if not chain or not isinstance(chain[0], Affine):
+        return None
+    z = []
+    for c in range(channels):
+        a, b = chain[0]._ab(c)
+        if a == 0:
+            return None
+        z.append(float(-b / (n * a)))
+    return np.asarray(z, dtype=np.float64)
+
+
+def _sabs(design: Design, layer: L.Layer, xs: list[np.ndarray], chain=None) -> tuple[np.ndarray, int]:
+    """Sum of |products| of the layer producing an accumulator (for the float error bound), and its fan-in.
+
+    For an AvgPool the reference sums the dequantised terms a * (x_i - z) in float32 (then divides): the
+    bound's sum is sum_i |x_i - z| with each channel's own zero z (frontend/ops/pool.py guarantees every
+    rounded intermediate of a term is proportional to x_i - z); padding contributes nothing."""
     if isinstance(layer, L.Conv):
         pv = np.asarray(layer.pad_value)
         centre = pv if pv.size > 1 else int(pv)
@@ -170,8 +190,13 @@ def _sabs(design: Design, layer: L.Layer, xs: list[np.ndarray]) -> tuple[np.ndar
     if isinstance(layer, L.Dense):
         return ops.dense(np.abs(xs[0]), np.abs(layer.weight)), layer.weight.shape[1]
     if isinstance(layer, L.AvgPool):
-        return ops.pool_sum(np.abs(xs[0] - layer.pad_value), layer.kernel, layer.stride, layer.pads), \
-            layer.kernel[0] * layer.kernel[1]
+        n = layer.kernel[0] * layer.kernel[1]
+        z = _mean_zero(chain, n, xs[0].shape[-1])
+        if z is None:
+            z = float(layer.pad_value)
+        # padded positions hold pad_value == z whenever there is padding (the lowering refuses otherwise)
+        xp = ops.pad_nhwc(xs[0].astype(np.float64), layer.pads, layer.pad_value)
+        return ops.sliding_windows(np.abs(xp - z), layer.kernel, layer.stride, (0, 0, 0, 0)).sum(axis=(3, 4)), n
     if isinstance(layer, L.Add):
         return np.abs(xs[0] * layer.ka) + np.abs(xs[1] * layer.kb), 2
     return None, 1
@@ -196,6 +221,13 @@ def _ref_codes(design: Design, tname: str, ref_frames) -> np.ndarray | None:
     return np.rint(r.astype(np.float64) / sc + t.zero_point).astype(np.int64)
 
 
+def _float_defined(layer) -> bool:
+    """Near-ties are allowed per layer: a requantiser whose reference is real arithmetic evaluated in float32 in
+    an order of the reference's choosing (every QONNX / QDQ requantiser, and in QOperator graphs those of float
+    pools and means, lowered with mode "exact"); the float32 programs of QLinear* ops (exact_f32) stay bit-exact."""
+    return isinstance(layer, L.Requant) and bool(layer.chain) and not layer.exact_f32
+
+
 def _compare(stat: Stat, got, ref, layer=None, acc=None, sabs=None, fan=1, allow_ties=True, frame0=0):
     stat.compared += got.size
     eq = got == ref
@@ -204,7 +236,7 @@ def _compare(stat: Stat, got, ref, layer=None, acc=None, sabs=None, fan=1, allow
     for idx in bad:
         idx = tuple(int(i) for i in idx)
         ok = False
-        if allow_ties and isinstance(layer, L.Requant) and layer.chain and not layer.exact_f32:
+        if allow_ties:
             if abs(int(got[idx]) - int(ref[idx])) <= (2 if layer.out_lo == -1 and layer.out_hi == 1 else 1):
                 chain = [op_from_json(o) if isinstance(o, dict) else o for o in layer.chain]
                 ok = near_tie(chain, idx[-1], int(acc[idx]), float(sabs[idx]) if sabs is not None else 0.0, fan)
@@ -244,7 +276,6 @@ def check(design: Design, model, x: np.ndarray, frame0: int = 0) -> Report:
     """Compare golden and reference on a batch of float inputs x (ONNX layout, batch first). `frame0`: the
     number of the batch's first frame in the whole run (for the examples and tied frames)."""
     refs = reference_run(model, design.flavour, x)
-    allow_ties = design.flavour != "qop"
     stats: dict[str, Stat] = {}
     env: dict[str, np.ndarray] = {}      # values fed forward: the reference's where it has one
     for layer in design.layers:
@@ -262,10 +293,11 @@ def check(design: Design, model, x: np.ndarray, frame0: int = 0) -> Report:
                 acc = env[layer.inputs[0]]
                 prod = design.producer(layer.inputs[0])
                 if prod is not None and not isinstance(prod, L.Input) and (got != ref).any():
-                    sabs, fan = _sabs(design, prod, [env[i] for i in prod.inputs])
+                    chain = [op_from_json(o) if isinstance(o, dict) else o for o in layer.chain]
+                    sabs, fan = _sabs(design, prod, [env[i] for i in prod.inputs], chain)
                 if sabs is None:
                     sabs = np.abs(acc).astype(np.float64)
-            _compare(st, got, ref, layer, acc, sabs, fan, allow_ties, frame0)
+            _compare(st, got, ref, layer, acc, sabs, fan, _float_defined(layer), frame0)
             stats[layer.name] = st
             env[layer.output] = ref
         else:

@@ -1,15 +1,27 @@
-"""Pooling and resampling (MaxPool, AveragePool, GlobalAveragePool, Resize / Upsample nearest)."""
+"""Pooling and resampling (MaxPool, AveragePool, GlobalAveragePool, ReduceMean over H, W, QOperator's
+QLinearAveragePool, Resize / Upsample nearest). Averages become the integer window sum (IR AvgPool) and an exact
+requantiser of the mean."""
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 import numpy as np
 
 from ...errors import node_error
 from ...golden import ops as gops
-from ...ir.elementwise import Affine, chain_direction
+from ...ir.elementwise import Affine, Arith, Clip, Round, chain_direction
 from ...ir.layers import AvgPool, MaxPool, Upsample
 from ..common import attr_str, node_attrs
-from ..values import Lin, canonical_index
+from ..values import Lin, affine_of, canonical_index
+
+
+class Mean(Affine):
+    """The exact mean of a window of dequantised values: value = a * sum + b. Float-defined in every flavour (the
+    reference sums float32 values in an order of its choosing), so a requantiser whose chain holds one is exact
+    with near-ties (mode "exact"), also in QOperator graphs (gen/frontend/lowering.py requant)."""
+
+    float_defined = True
 
 
 class PoolOps:
@@ -44,13 +56,17 @@ class PoolOps:
                                       stride=s, pads=p, onnx_nodes=(node.name,)))
         self.values[node.output[0]] = Lin(out.name, canonical_index(out.shape, 3), list(lin.ops))
 
-    def _avg(self, node, lin, k, s, p, count_include_pad):
+    def _avg(self, node, lin, k, s, p, count_include_pad) -> Lin:
+        """The integer window sum (IR AvgPool) and the exact mean on top of it, as a `Mean` op for the next
+        requantiser. The reference averages dequantised float32 values; _mean_zeros keeps its float32 error
+        provable (gen/golden/check.py near_tie)."""
         t = self.t(lin.tensor)
         a, b = self.exact_affine(node, lin)
-        zp = [-bb / aa for aa, bb in zip(a, b)]
+        zp = self._mean_zeros(node, lin, a, b)
         if any(p):
             if not count_include_pad:
-                raise node_error(node, "AveragePool with padding and count_include_pad=0 is not supported")
+                raise node_error(node, "AveragePool with padding and count_include_pad=0 is not supported",
+                                 "Export with count_include_pad=1 or without padding")
             if any(z.denominator != 1 for z in zp):
                 raise node_error(node, "padding needs an integer zero point on its input")
         pad_value = int(zp[0]) if zp[0].denominator == 1 else 0
@@ -58,23 +74,99 @@ class PoolOps:
             raise node_error(node, "padding needs one zero point for all channels")
         oh = gops.out_size(t.shape[0], k[0], s[0], p[0], p[2])
         ow = gops.out_size(t.shape[1], k[1], s[1], p[1], p[3])
+        if oh <= 0 or ow <= 0:
+            raise node_error(node, "pool kernel larger than the padded input")
         n = k[0] * k[1]
         out = self.new_tensor("poolsum", (oh, ow, t.channels), t.lo * n, t.hi * n)
         self.design.add_layer(AvgPool(name=self.fresh("avgpool"), inputs=(t.name,), output=out.name, kernel=k,
                                       stride=s, pads=p, pad_value=pad_value, onnx_nodes=(node.name,)))
-        self.values[node.output[0]] = Lin(out.name, canonical_index(out.shape, 3),
-                                          [Affine([x / n for x in a], b)])
+        return Lin(out.name, canonical_index(out.shape, 3), [Mean([x / n for x in a], b)])
+
+    def _mean_zeros(self, node, lin, a, b) -> list[Fraction]:
+        """Per channel, the input code z where the averaged value is 0 (value = a * (x - z)).
+
+        The reference rounds each element's float ops before summing; the near-tie proof bounds those errors by
+        u * sum |x_i - z| (in input units), which holds only if every rounded intermediate is proportional to
+        (x - z): a dequantiser (x - zp) * s, not e.g. a BatchNorm's offset added after the scale."""
+        if any(aa == 0 for aa in a):
+            raise node_error(node, "its input is a constant (zero scale)")
+        zeros = [-bb / aa for aa, bb in zip(a, b)]
+        C = self.t(lin.tensor).channels
+        for i in range(1, len(lin.ops) + 1):
+            pa, pb = affine_of(lin.ops[:i], C)
+            exact = all(abs(x) == 1 and y.denominator == 1 for x, y in zip(pa, pb))   # integer +- integer
+            if not exact and any(x == 0 or -y / x != z for x, y, z in zip(pa, pb, zeros)):
+                raise node_error(node, "averaging a value computed with float ops other than a dequantiser "
+                                       "(x - zero_point) * scale is not supported (its float32 error cannot be "
+                                       "bounded)", "Quantise the pool's input right before it")
+        return zeros
 
     def op_AveragePool(self, node):
         lin = self._conv_input(node, self.lin_in(node))
         k, s, p = self._pool_attrs(node, self.t(lin.tensor))
-        self._avg(node, lin, k, s, p, node_attrs(node).get("count_include_pad", 0))
+        self.values[node.output[0]] = self._avg(node, lin, k, s, p, node_attrs(node).get("count_include_pad", 0))
 
     def op_GlobalAveragePool(self, node):
         lin = self._conv_input(node, self.lin_in(node))
         h, w, _ = self.t(lin.tensor).shape
-        self._avg(node, lin, (h, w), (1, 1), (0, 0, 0, 0), 0)
+        self.values[node.output[0]] = self._avg(node, lin, (h, w), (1, 1), (0, 0, 0, 0), 0)
 
+    def op_ReduceMean(self, node):
+        """x.mean((2, 3)) and friends: a global (or one-axis) average pool over the spatial axes of N,C,H,W."""
+        lin = self.lin_in(node)
+        if lin.index.ndim != 3:
+            raise node_error(node, f"ReduceMean of a rank-{lin.index.ndim + 1} tensor is not supported",
+                             "Only the spatial axes (2, 3) of an N,C,H,W tensor can be averaged")
+        at = node_attrs(node)
+        axes = at.get("axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            axes = self.const(node, 1, "constant axes").reshape(-1).tolist()
+        if not axes:
+            if at.get("noop_with_empty_axes", 0):
+                self.values[node.output[0]] = lin
+                return
+            axes = [0, 1, 2, 3]
+        axes = sorted({int(a) + 4 if int(a) < 0 else int(a) for a in axes})
+        if not set(axes) <= {2, 3}:
+            raise node_error(node, f"ReduceMean over axes {axes} is not supported",
+                             "Only the spatial axes (2, 3) of an N,C,H,W tensor can be averaged (global "
+                             "average pooling)")
+        lin = self._conv_input(node, lin)
+        h, w, c = self.t(lin.tensor).shape
+        k = (h if 2 in axes else 1, w if 3 in axes else 1)
+        out = self._avg(node, lin, k, k, (0, 0, 0, 0), 0)
+        if not at.get("keepdims", 1):
+            # the ONNX rank drops: the index map loses the reduced axes (N,C,H,W -> N,C or N,C,W or N,C,H)
+            keep = [d for i, d in enumerate(out.index.shape) if i + 1 not in axes]
+            out = Lin(out.tensor, out.index.reshape(keep), out.ops)
+        self.values[node.output[0]] = out
+
+    def _refuse_reduction(self, node):
+        raise node_error(node, f"{node.op_type} is not supported (only ReduceMean over the spatial axes, i.e. "
+                               "global average pooling, is)", "Use ReduceMean / GlobalAveragePool")
+
+    op_ReduceSum = op_ReduceMax = op_ReduceMin = op_ReduceProd = op_ReduceL1 = op_ReduceL2 = _refuse_reduction
+    op_ReduceLogSum = op_ReduceLogSumExp = op_ReduceSumSquare = _refuse_reduction
+
+    def qlinear_average_pool(self, node):
+        """com.microsoft QLinearAveragePool: onnxruntime dequantises (x_scale * (x - x_zp), float32), sums and
+        divides in float32, then y = clamp(nearbyint(avg / y_scale + y_zp)) (qlinear_pool.cc quantize_value).
+        That is float-defined real arithmetic: the integer window sum and an exact requantiser, compared by the
+        near-tie rule like QDQ pools."""
+        at = node_attrs(node)
+        if at.get("channels_last", 0):
+            raise node_error(node, "channels_last=1 is not supported")
+        x = self._conv_input(node, self._codes_in(node, 0))
+        xs, ys = self._scale(node, 1, "input")[0], self._scale(node, 3, "output")[0]
+        x_zp, _ = self._scalar_zp(node, 2, "input")
+        y_zp, rng = self._scalar_zp(node, 4, "output")
+        k, s, p = self._pool_attrs(node, self.t(x.tensor))
+        deq = Lin(x.tensor, x.index, [Arith("sub", np.float32(x_zp)), Arith("mul", np.float32(xs))])
+        mean = self._avg(node, deq, k, s, p, at.get("count_include_pad", 0))
+        out = self.requant(node, mean, [Arith("div", np.float32(ys)), Arith("add", np.float32(y_zp)),
+                                        Round("ROUND"), Clip(*rng)], rng[0], rng[1], zp=y_zp,
+                           onnx_name=node.output[0], mode="exact")
+        self.values[node.output[0]] = Lin(out.name, mean.index, [])
 
     def op_Resize(self, node):
         at = node_attrs(node)
