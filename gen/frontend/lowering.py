@@ -37,12 +37,15 @@ from .values import Const, Lin, QConst, Raw, affine_of, canonical_index, layout_
 
 SUPPORTED = {
     "qonnx": "Quant, BipolarQuant, Trunc, Conv, MatMul, Gemm, BatchNormalization, Relu, LeakyRelu, Clip, MaxPool, "
-             "AveragePool, GlobalAveragePool, Add, Sub, Mul, Div, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, "
-             "Concat, Resize/Upsample (nearest), Identity, Softmax/ArgMax (at the output)",
+             "AveragePool, GlobalAveragePool, ReduceMean (spatial axes), Add, Sub, Mul, Div, Flatten, Reshape, "
+             "Transpose, Squeeze, Unsqueeze, Concat, Resize/Upsample (nearest), Identity, "
+             "Softmax/ArgMax (at the output)",
     "qdq": "QuantizeLinear, DequantizeLinear, Clip, Conv, MatMul, Gemm, Relu, MaxPool, AveragePool, "
-           "GlobalAveragePool, Add, Concat, Flatten, Reshape, Transpose, Resize, Softmax/ArgMax (at the output)",
+           "GlobalAveragePool, ReduceMean (spatial axes), Add, Concat, Flatten, Reshape, Transpose, Resize, "
+           "Softmax/ArgMax (at the output)",
     "qop": "QuantizeLinear, DequantizeLinear, QLinearConv, QLinearMatMul, MatMulInteger, ConvInteger, Cast, Mul, Add, "
-           "QGemm, QLinearAdd, QLinearGlobalAveragePool, QLinearConcat, MaxPool, Flatten, Reshape, Transpose",
+           "QGemm, QLinearAdd, QLinearGlobalAveragePool, QLinearAveragePool, QLinearConcat, MaxPool, AveragePool, "
+           "GlobalAveragePool, ReduceMean (spatial axes), Flatten, Reshape, Transpose",
 }
 
 
@@ -148,7 +151,8 @@ class Lowering(LayoutOps, QuantOps, ElementwiseOps, MatrixOps, PoolOps, ConcatOp
     def requant(self, node, lin: Lin, code_ops, code_lo, code_hi, *, bipolar=False, scale=None, zp=0,
                 onnx_name=None, mode=None) -> TensorInfo:
         """Emit Requant(lin.tensor): codes = code_ops(lin.ops(x)), exact thresholds over x's reachable range."""
-        mode = mode or self.mode
+        # a chain holding a float-defined op (a mean) is real arithmetic in every flavour (ops/pool.py Mean)
+        mode = mode or ("exact" if any(getattr(o, "float_defined", False) for o in lin.ops) else self.mode)
         src = self.t(lin.tensor)
         chain = list(lin.ops) + list(code_ops)
         C = src.channels

@@ -252,12 +252,8 @@ class QOperatorOps:
         self.values[node.output[0]] = Lin(out.name, lin.index, [])
 
     def op_QLinearAveragePool(self, node):
-        """onnxruntime dequantises to float32 and averages there: not a function of the integer window sum in
-        general, so this op is refused rather than approximated (use AveragePool in QDQ form instead)."""
-        raise node_error(node, "QLinearAveragePool averages dequantised float32 values in onnxruntime, which "
-                               "no integer datapath reproduces bit for bit",
-                         "Export the pool as QDQ (DequantizeLinear -> AveragePool -> QuantizeLinear) or use "
-                         "a global average pool")
+        """Averages dequantised float32 values: float-defined, lowered in ops/pool.py."""
+        self.qlinear_average_pool(node)
 
     # -- residual add ------------------------------------------------------------------------------------------
     def op_QLinearAdd(self, node):
