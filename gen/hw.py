@@ -338,6 +338,9 @@ def build_hw_graph(design: Design, dma_bits: int = 64, runtime_weights: bool = F
             if rq is not None:
                 fused.add(rq.name)
             x = ins[0]
+            if isinstance(layer, L.Conv) and any(layer.pads) and np.unique(layer.pad_value).size > 1:
+                raise GenError(f"{layer.name}: padding with a different zero point per input channel (the "
+                               "sliding-window unit pads with one code)")
             if isinstance(layer, L.Dense):
                 mat = np.asarray(layer.weight)
                 params = dict(IFM_CH=x.elems, OFM_CH=mat.shape[0], MW=mat.shape[1], MH=mat.shape[0], NUM_PIX=1,
@@ -363,14 +366,15 @@ def build_hw_graph(design: Design, dma_bits: int = 64, runtime_weights: bool = F
                                      order="win_dw" if dw else "win", window=(kh, kw), lo=x.lo, hi=x.hi)
                     nodes.append(HwNode(f"{layer.name}_swg", "swg", (layer.name,), (x,), win,
                                         dict(IFM_CH=ic, IFM_DIM_H=ih, IFM_DIM_W=iw, K_H=kh, K_W=kw, STRIDE_H=sh,
-                                             STRIDE_W=sw, PADS=pads, PAD_VALUE=int(layer.pad_value),
+                                             STRIDE_W=sw, PADS=pads, PAD_VALUE=int(np.unique(layer.pad_value)[0]),
                                              OFM_DIM_H=oh, OFM_DIM_W=ow, DEPTHWISE=int(dw)),
                                         tie=layer.name if dw else None))
                     src = win
             wmat = np.asarray(layer.weight)
             a_lo, a_hi = int(x.lo), int(x.hi)
             if isinstance(layer, L.Conv) and any(layer.pads):  # the window also carries the padding value
-                a_lo, a_hi = min(a_lo, int(layer.pad_value)), max(a_hi, int(layer.pad_value))
+                pv = int(np.unique(layer.pad_value)[0])
+                a_lo, a_hi = min(a_lo, pv), max(a_hi, pv)
             params.update(W_BITS=_wbits(wmat)[0], A_BITS=x.bits, W_MIN=int(wmat.min()), W_MAX=int(wmat.max()),
                           A_LO=a_lo, A_HI=a_hi)
             nodes.append(HwNode(layer.name, "mvu", (layer.name,) + ((rq.name,) if rq else ()), (src,),
@@ -417,14 +421,20 @@ def build_hw_graph(design: Design, dma_bits: int = 64, runtime_weights: bool = F
                                                          B_BITS=xs[1].bits), requant=rq.name if rq else None))
             continue
         if isinstance(layer, L.Concat):
-            if len(ins) != 2:
-                raise GenError(f"{layer.name}: concat of {len(ins)} streams (the kernel joins two)")
             out = _stream(design, layer.output)
-            xs = tuple(recode(s, out, f"{layer.name}_recode{i}") for i, s in enumerate(ins))
+            # every input re-encoded in the output's encoding (widths and signedness may differ); the kernel
+            # joins two streams, so n inputs become a chain of n - 1 kernels, each appending one input
+            xs = [recode(s, out, f"{layer.name}_recode{i}") for i, s in enumerate(ins)]
             h, w, _ = out.shape
-            nodes.append(HwNode(layer.name, "concat", (layer.name,), xs, out,
-                                dict(CH_A=xs[0].channels, CH_B=xs[1].channels, OFM_CH=out.channels, NUM_PIX=h * w,
-                                     A_BITS=out.bits)))
+            acc = xs[0]
+            for i, b in enumerate(xs[1:], 1):
+                last = i == len(xs) - 1
+                o = out if last else StreamInfo(f"{layer.name}__part{i}", (h, w, acc.channels + b.channels),
+                                                out.bits, out.signed, out.bipolar, lo=out.lo, hi=out.hi)
+                nodes.append(HwNode(layer.name if last else f"{layer.name}_part{i}", "concat", (layer.name,),
+                                    (acc, b), o, dict(CH_A=acc.channels, CH_B=b.channels, OFM_CH=o.channels,
+                                                      NUM_PIX=h * w, A_BITS=out.bits)))
+                acc = o
             continue
         if isinstance(layer, L.Upsample):
             x = ins[0]

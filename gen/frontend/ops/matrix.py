@@ -4,6 +4,7 @@ the accumulator (input zero point and bias folded in as rationals).
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -54,13 +55,11 @@ class MatrixOps:
         t = self.t(lin.tensor)
         C = t.channels
         (a_in, b_in) = self.exact_affine(node, lin)
-        if len(set(a_in)) != 1:
-            raise node_error(node, "input has per-channel scales; gen needs one scale per activation tensor")
-        a = a_in[0]
-        if a == 0:
+        if any(x == 0 for x in a_in):
             raise node_error(node, "input scale is zero")
-        zp = [-b / a for b in b_in]
+        zp = [-b / a for a, b in zip(a_in, b_in)]
         oc = w_ir.shape[0]
+        a, w_acc = self._fold_input_scales(node, lin, a_in, w_ir, conv_kw)
         if conv_kw is not None:
             pads = conv_kw["pads"]
             if any(pads) and any(z.denominator != 1 for z in zp):
@@ -86,8 +85,8 @@ class MatrixOps:
         alpha = [a * ws[o] for o in range(oc)]
         beta = [ws[o] * bsum[o] + bias_real[o] for o in range(oc)]
         # accumulator range
-        wmax = np.maximum(w_ir * t.lo, w_ir * t.hi).reshape(oc, -1).sum(1)
-        wmin = np.minimum(w_ir * t.lo, w_ir * t.hi).reshape(oc, -1).sum(1)
+        wmax = np.maximum(w_acc * t.lo, w_acc * t.hi).reshape(oc, -1).sum(1)
+        wmin = np.minimum(w_acc * t.lo, w_acc * t.hi).reshape(oc, -1).sum(1)
         if conv_kw is not None:
             kh, kw = conv_kw["kernel"]
             oh = gops.out_size(t.shape[0], kh, conv_kw["stride"][0], pads[0], pads[2], conv_kw["dilation"][0])
@@ -99,17 +98,52 @@ class MatrixOps:
             shape = (1, 1, oc)
         out = self.new_tensor("acc", shape, int(wmin.min()), int(wmax.max()))
         if conv_kw is not None:
-            layer = Conv(name=self.fresh("conv"), inputs=(t.name,), output=out.name, weight=w_ir,
+            layer = Conv(name=self.fresh("conv"), inputs=(t.name,), output=out.name, weight=w_acc,
                          kernel=conv_kw["kernel"], stride=conv_kw["stride"], pads=pads,
                          dilation=conv_kw["dilation"], groups=conv_kw["groups"], pad_value=pad_value,
                          onnx_nodes=(node.name,))
             index = canonical_index(shape, 3)
         else:
-            layer = Dense(name=self.fresh("dense"), inputs=(t.name,), output=out.name, weight=w_ir,
+            layer = Dense(name=self.fresh("dense"), inputs=(t.name,), output=out.name, weight=w_acc,
                           onnx_nodes=(node.name,))
             index = canonical_index(shape, 1)
         self.design.add_layer(layer)
         return out, index, alpha, beta
+
+    def _fold_input_scales(self, node, lin, a_in, w_ir, conv_kw):
+        """One unit u for the accumulator when the input channels have different scales a_c (a Concat of
+        differently quantised tensors feeding this layer directly): a_c = k_c * u with integer k_c, and k_c
+        multiplies the weights of channel c, so acc * u is the exact real sum.
+
+        Why here and not a Requant per Concat input: with no quantiser after the concat there is no common grid
+        that holds every input exactly, short of widening the concatenated codes by the same k_c - which costs
+        the concat, the sliding-window buffer and every multiplier input the bits that here only the weights
+        (stored once, read per MAC) pay. Returns (u, weights)."""
+        if len(set(a_in)) == 1:
+            return a_in[0], w_ir
+        den = math.lcm(*(x.denominator for x in a_in))
+        u = Fraction(math.gcd(*(x.numerator * (den // x.denominator) for x in a_in)), den)
+        k = np.array([int(x / u) for x in a_in], dtype=object)
+        t = self.t(lin.tensor)
+        if conv_kw is not None:
+            oc, icg = w_ir.shape[0], w_ir.shape[3]
+            groups = conv_kw["groups"]
+            kk = np.stack([k[(o // (oc // groups)) * icg:(o // (oc // groups) + 1) * icg] for o in range(oc)])
+            w = w_ir.astype(object) * kk[:, None, None, :]
+        else:
+            w = w_ir.astype(object) * np.array([k[i % t.channels] for i in range(t.elements)], dtype=object)[None]
+        xm = max(abs(t.lo), abs(t.hi))
+        if int(np.abs(w).reshape(w.shape[0], -1).sum(1).max()) * xm >= (1 << 62):
+            raise node_error(node, "its input channels' scales (a Concat of differently quantised tensors) have "
+                                   "no exact integer ratio that keeps the accumulator within 62 bits",
+                             "Quantise the Concat output (a Quant/QuantizeLinear after it), or use scales with "
+                             "simpler ratios (e.g. powers of two)")
+        w = w.astype(np.int64)
+        wb = max(int(np.abs(w).max()).bit_length() + 1, 2)
+        self.design.notes.append(f"{node.name}: input channels with {len(set(a_in))} different scales - the exact "
+                                 f"scale ratios (up to {max(k)}) are folded into its integer weights "
+                                 f"({wb}-bit weights)")
+        return u, w
 
     def _conv_attrs(self, node, w_shape, in_hw):
         at = node_attrs(node)
