@@ -57,6 +57,7 @@ QDQ_KINDS = [
     "mixed",
     "int4",  # 4-bit weights (QInt4 / QUInt4) at opset 21
     "qcdq",  # Brevitas QCDQ: QuantizeLinear -> Clip -> DequantizeLinear, opset 13
+    "reducemean",  # float ReduceMean (spatial axes) between DQ and Q -> Gemm | MatMul (tests/modelgen/pools.py)
 ]
 
 QOP_KINDS = [
@@ -73,6 +74,8 @@ QOP_KINDS = [
     "mixed",
     "convinteger",  # hand-built ConvInteger -> Cast -> Mul graphs
     "matmulinteger",  # hand-built MatMulInteger -> Cast -> Mul graphs
+    "reducemean",  # float ReduceMean between DequantizeLinear and QuantizeLinear (tests/modelgen/pools.py)
+    "floatpool",  # float AveragePool / GlobalAveragePool between DQ and Q (nodes_to_exclude; pools.py)
 ]
 
 
@@ -276,7 +279,7 @@ class _Reader:
         pass
 
 
-def _quantize(fnet: _FNet, y, fmt: str, w_types=None) -> GenModel:
+def _quantize(fnet: _FNet, y, fmt: str, w_types=None, nodes_to_exclude=()) -> GenModel:
     """quantize_static the float model built in fnet with random options; returns the GenModel."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
@@ -327,7 +330,7 @@ def _quantize(fnet: _FNet, y, fmt: str, w_types=None) -> GenModel:
             src, dst, Reader(),
             quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
             activation_type=act_type, weight_type=w_type, per_channel=per_channel, reduce_range=reduce_range,
-            extra_options=extra,
+            extra_options=extra, nodes_to_exclude=list(nodes_to_exclude),
         )
         qmodel = onnx.load(dst)
     qmodel.producer_name = "tests.modelgen+onnxruntime.quantization"
@@ -827,6 +830,9 @@ def qdq_model(kind: str, rng: np.random.Generator) -> GenModel:
         raise ValueError(f"unknown QDQ kind {kind!r}; one of {QDQ_KINDS}")
     if kind == "qcdq":
         return _qdq_qcdq(rng)
+    if kind in ("reducemean",):
+        from .pools import ort_pool_model
+        return ort_pool_model(kind, rng, "qdq")
     if kind == "int4":
         f = _FNet(kind, rng, "qdq", opset=21, ir_version=10)
         y = _f_int4(f)
@@ -842,6 +848,9 @@ def qop_model(kind: str, rng: np.random.Generator) -> GenModel:
         raise ValueError(f"unknown QOperator kind {kind!r}; one of {QOP_KINDS}")
     if kind in ("convinteger", "matmulinteger"):
         return _qop_integer(kind, rng)
+    if kind in ("reducemean", "floatpool"):
+        from .pools import ort_pool_model
+        return ort_pool_model(kind, rng, "qop")
     f = _FNet(kind, rng, "qop")
     y = _FLOAT_KINDS[kind](f)
     return _quantize(f, y, "qop")

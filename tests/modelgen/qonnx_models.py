@@ -29,6 +29,7 @@ from .common import (
     rand_channel_scales,
     rand_scale,
 )
+from .pools import qonnx_reducemean
 
 CALIB_N = 16  # calibration batch used to choose scales and BatchNorm statistics
 
@@ -55,6 +56,7 @@ QONNX_KINDS = [
     "argmax",  # ... -> Gemm -> ArgMax
     "bipolar",  # 1-bit BipolarQuant weights and activations (FINN TFC / CNV style)
     "mixed",  # several of the above chained at random
+    "reducemean",  # ReduceMean over H, W (axes attribute or input, keepdims 0/1) -> Quant (tests/modelgen/pools.py)
 ]
 
 # Graph inputs annotated with a QONNX datatype (quantization_annotation 'finn_datatype', as FINN and the QONNX
@@ -917,6 +919,7 @@ _KINDS = {
     "argmax": _k_argmax,
     "bipolar": _k_bipolar,
     "mixed": _k_mixed,
+    "reducemean": qonnx_reducemean,
 }
 assert list(_KINDS) == QONNX_KINDS
 _INPUT_KINDS = {"bipolar_input": _k_bipolar_input, "scaled_input": _k_scaled_input}

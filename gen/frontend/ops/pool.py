@@ -10,7 +10,7 @@ import numpy as np
 
 from ...errors import node_error
 from ...golden import ops as gops
-from ...ir.elementwise import Affine, Arith, Clip, Round, chain_direction
+from ...ir.elementwise import Affine, Arith, Clip, Relu, Round, chain_direction
 from ...ir.layers import AvgPool, MaxPool, Upsample
 from ..common import attr_str, node_attrs
 from ..values import Lin, affine_of, canonical_index
@@ -60,6 +60,7 @@ class PoolOps:
         """The integer window sum (IR AvgPool) and the exact mean on top of it, as a `Mean` op for the next
         requantiser. The reference averages dequantised float32 values; _mean_zeros keeps its float32 error
         provable (gen/golden/check.py near_tie)."""
+        lin = self._clamp_codes(node, lin)
         t = self.t(lin.tensor)
         a, b = self.exact_affine(node, lin)
         zp = self._mean_zeros(node, lin, a, b)
@@ -81,6 +82,40 @@ class PoolOps:
         self.design.add_layer(AvgPool(name=self.fresh("avgpool"), inputs=(t.name,), output=out.name, kernel=k,
                                       stride=s, pads=p, pad_value=pad_value, onnx_nodes=(node.name,)))
         return Lin(out.name, canonical_index(out.shape, 3), [Mean([x / n for x in a], b)])
+
+    def _clamp_codes(self, node, lin) -> Lin:
+        """A float Relu / Clip between a dequantiser and the pool (QOperator graphs keep the activation in float
+        when its output is not quantised): clamping the real value at a point of the code grid is clamping the
+        codes, so it becomes an integer Requant (a clamp of the codes) and the mean stays a plain dequantiser's."""
+        ops = list(lin.ops)
+        tail = []
+        while ops and isinstance(ops[-1], (Relu, Clip)):
+            tail.insert(0, ops.pop())
+        t = self.t(lin.tensor)
+        ab = affine_of(ops, t.channels) if tail else None
+        if ab is None:
+            return lin
+        a, b = ab
+        lo, hi = t.lo, t.hi
+        for op in tail:
+            for bound, lower in ((0.0 if isinstance(op, Relu) else op.lo, True),
+                                 (None if isinstance(op, Relu) else op.hi, False)):
+                if bound is None:
+                    continue
+                codes = {(Fraction(bound) - bb) / aa if aa > 0 else None for aa, bb in zip(a, b)}
+                if None not in codes and all(c <= t.lo if lower else c >= t.hi for c in codes):
+                    continue  # never reached
+                if None in codes or len(codes) != 1 or next(iter(codes)).denominator != 1:
+                    raise node_error(node, f"{type(op).__name__} before the pool clamps at {bound}, which is not a "
+                                           "code of its input's grid (or differs per channel)",
+                                     "Quantise the activation's output before the pool")
+                k = int(next(iter(codes)))
+                lo, hi = (max(lo, k), hi) if lower else (lo, min(hi, k))
+        if lo >= hi:
+            raise node_error(node, "the activation before the pool makes its input constant")
+        out = self.requant(node, Lin(lin.tensor, lin.index, []), [Clip(lo, hi)], lo, hi, scale=t.scale,
+                           zp=t.zero_point, mode="exact")
+        return Lin(out.name, lin.index, ops)
 
     def _mean_zeros(self, node, lin, a, b) -> list[Fraction]:
         """Per channel, the input code z where the averaged value is 0 (value = a * (x - z)).
