@@ -355,6 +355,9 @@ def check(design: Design, model, x: np.ndarray, frame0: int = 0) -> Report:
         label = genv[design.output].reshape(x.shape[0], -1)[:, 0]
         if b.get("kind") == "ArgMax":
             ref_label = ro.reshape(x.shape[0], -1)[:, 0]
+        elif b.get("kind") == "TopK":  # all k indices in order: compare the first position where they differ
+            label, ref_label = _first_difference(genv[design.output].reshape(x.shape[0], -1),
+                                                 ro.reshape(x.shape[0], -1))
         else:
             ref_label = ro.reshape(x.shape[0], -1).argmax(1)
     else:
@@ -373,6 +376,15 @@ def check(design: Design, model, x: np.ndarray, frame0: int = 0) -> Report:
     # an arg-max disagreement is explained only by a (proven) near-tie upstream in the same frame
     rep.argmax_unexplained = int(((label != ref_label) & ~tied).sum())
     return rep
+
+
+def _first_difference(got: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the two top-k lists' entries at their first differing position (position 0 if equal)."""
+    if got.shape != ref.shape:
+        return got[:, 0], np.full(got.shape[0], -1)
+    j = np.argmax(got != ref, axis=1)
+    rows = np.arange(got.shape[0])
+    return got[rows, j], ref[rows, j]
 
 
 @dataclass(frozen=True)

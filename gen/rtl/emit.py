@@ -209,9 +209,10 @@ def render_node(node: HwNode, design: Design, pe: int, simd: int, ins: list[Enc]
             return r, Enc(1, False, True)
         return r, Enc(r.params["O_BITS"], bool(rqc["o_signed"]))
     if k == "label_select":
-        if x.bipolar:
-            raise GenError(f"{node.name}: arg-max over bipolar codes is not supported")
-        r = render_label_select(node.name, n_elems=p["N_ELEMS"], simd=simd, a_bits=x.bits, a_signed=x.signed, k=1)
+        # bipolar codes travel as one bit, 1 for +1 and 0 for -1: that bit, compared unsigned, orders the codes
+        # as their values do (ties to the lower index unchanged)
+        r = render_label_select(node.name, n_elems=p["N_ELEMS"], simd=simd, a_bits=x.bits,
+                                a_signed=x.signed and not x.bipolar, k=1)
         return r, Enc(r.params["IDX_BITS"], False)
     if k == "input":
         r = shell.render_input_adapter(n_elems=p["N_ELEMS"], simd=simd, a_bits=out.bits, dma_bits=p["DMA_BITS"])

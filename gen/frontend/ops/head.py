@@ -16,6 +16,9 @@ from ...ir.tensor import TensorInfo
 from ..common import node_attrs
 from ..values import Lin, affine_of, layout_of
 
+RANK_VALUES = 4096   # (class, code) pairs up to which the class unit compares exact ranks ...
+RANK_MAX = 256       # ... when they hold at most this many distinct real values (thresholds per class)
+
 
 class OutputOps:
     """Mixed into gen.frontend.lowering.Lowering (uses its helpers: values, const, requant, new_tensor...)."""
@@ -26,25 +29,54 @@ class OutputOps:
     def op_ArgMax(self, node):
         at = node_attrs(node)
         if at.get("select_last_index", 0):
-            raise node_error(node, "ArgMax with select_last_index=1 is not supported")
+            raise node_error(node, "ArgMax with select_last_index=1 is not supported",
+                             "export with select_last_index=0 (the first of equal maxima, ONNX's default)")
         self._label(node, k=1)
 
     def op_TopK(self, node):
+        at = node_attrs(node)
+        if not at.get("largest", 1):
+            raise node_error(node, "TopK with largest=0 (the k smallest) is not supported", "use largest=1")
+        if not at.get("sorted", 1):
+            raise node_error(node, "TopK with sorted=0 is not supported: its order is unspecified",
+                             "use sorted=1 (largest first, ties to the lower index)")
+        if node.output[0] in self.consumers or node.output[0] in {o.name for o in self.graph.output}:
+            raise node_error(node, "TopK's Values output is used; only its Indices can be the model's output",
+                             "take the values from the scores, or end the model with the Indices")
         k = int(self.const(node, 1).ravel()[0])
-        self._label(node, k=k)
+        self._label(node, k=k, out=1)
 
-    def _label(self, node, k):
+    def _label(self, node, k, out=0):
+        """The class head at the model's output over the class axis: an arg-max / top-k unit (LabelSelect)."""
         graph_outs = {o.name for o in self.graph.output}
-        follow = node.output[0]
+        follow = node.output[out]
         while follow not in graph_outs:
             nxt = self.consumers.get(follow, [])
             if len(nxt) != 1 or nxt[0].op_type != "Identity":
                 raise node_error(node, f"{node.op_type} is only supported at the output of the model")
             follow = nxt[0].output[0]
         lin = self.lin_in(node)
+        shape = lin.index.shape  # the ONNX input's shape without the batch axis
+        axis = int(node_attrs(node).get("axis", {"ArgMax": 0, "TopK": -1}.get(node.op_type, self._softmax_axis())))
+        axis = axis + len(shape) + 1 if axis < 0 else axis
+        # Softmax before opset 13 normalises over all axes from `axis` on (the input seen as 2-D)
+        coerced = node.op_type == "Softmax" and self._opset() < 13
+        others = [d for i, d in enumerate(shape) if (i < axis - 1 if coerced else i != axis - 1)]
+        if axis == 0 or axis > len(shape) or any(d != 1 for d in others):
+            raise node_error(node, f"{node.op_type} over axis {axis} of a {(1,) + tuple(shape)} tensor is not "
+                                   "supported: gen selects a class over one axis holding all the elements",
+                             "flatten the scores to (N, classes) before the head")
+        if not 1 <= k <= lin.index.size:
+            raise node_error(node, f"TopK with k={k} over {lin.index.size} elements", "use 1 <= k <= classes")
         self.scores_value = (node.input[0], lin)
         self.label = (node, k)
-        self.values[node.output[0]] = ("label", node)
+        self.values[node.output[out]] = ("label", node)
+
+    def _opset(self) -> int:
+        return next((int(o.version) for o in self.model.opset_import if o.domain in ("", "ai.onnx")), 13)
+
+    def _softmax_axis(self) -> int:
+        return -1 if self._opset() >= 13 else 1
 
     def finish(self):
         outs = list(self.graph.output)
@@ -84,7 +116,11 @@ class OutputOps:
             des.notes.append(f"output accumulator is {t.bits} bits wide")
 
     def _fold_label_affine(self, lin: Lin):
-        """Arg-max must compare real values: make them one positive scale times integers (exactly)."""
+        """The class unit must compare the real scores. It compares the codes themselves when one increasing map
+        dequantises every class; otherwise it compares integers ordered exactly as the real values (equal real
+        values give equal integers, so ties still go to the lower index, as ONNX ArgMax / TopK break them):
+        the rank of every (class, code) when the codes are few (bipolar, narrow codes; any signs of the
+        per-class scales), else M_c * code + B_c in a multiplier-only Requant."""
         t = self.t(lin.tensor)
         C = t.channels
         ab = affine_of(lin.ops, C)
@@ -96,17 +132,56 @@ class OutputOps:
                 return  # one monotone-increasing map shared by every channel: arg-max of the codes
             raise GenError("arg-max at the output needs scores that are one affine map of the stream")
         a, b = ab
-        if t.elements != C:
-            if len(set(a)) == 1 and len(set(b)) == 1 and a[0] > 0:
-                return
-            raise GenError("arg-max over a spatial tensor needs one scale for all channels")
         if len(set(a)) == 1 and len(set(b)) == 1 and a[0] > 0:
             return
-        if any(x <= 0 for x in a):
-            raise GenError("arg-max at the output: a channel has a non-positive scale")
-        # unit u = gcd of all a_c and b_c; integer M_c = a_c / u, B_c = b_c / u; the arg-max then compares the
-        # exact integers M_c * acc_c + B_c, computed by a multiplier-only Requant after the scores (the scores
-        # themselves stay the small accumulators, sent to the host and dequantised there as the reference does)
+        if t.elements != C:
+            raise GenError(f"arg-max over the spatial tensor '{lin.tensor}' needs one positive scale for all "
+                           "channels")
+        codes = [-1, 1] if t.bipolar else list(range(int(t.lo), int(t.hi) + 1))
+        if C * len(codes) <= RANK_VALUES and self._label_ranks(lin, a, b, codes):
+            return
+        self._label_rescale(lin, a, b)
+
+    def _label_ranks(self, lin: Lin, a, b, codes) -> bool:
+        """Per class, a threshold Requant from the code to the rank of its real value a_c * code + b_c among all
+        classes' values (exact Fractions). False when there are more than RANK_MAX distinct values."""
+        t = self.t(lin.tensor)
+        C = t.channels
+        real = [[a[c] * v + b[c] for v in codes] for c in range(C)]
+        levels = sorted(set(x for row in real for x in row))
+        n = len(levels)
+        if n > RANK_MAX:
+            return False
+        rank = {x: i for i, x in enumerate(levels)}
+        never = {False: max(codes) + 1, True: -min(codes) + 1}  # past every code on the sign-corrected axis
+        th = np.zeros((C, max(1, n - 1)), dtype=np.int64)
+        neg = np.array([x < 0 for x in a], dtype=bool)
+        for c in range(C):
+            r = [rank[x] for x in real[c]]
+            for j in range(1, n):   # threshold j: the first code (on the sign-corrected axis) of rank >= j
+                reach = [(-v if neg[c] else v) for v, rv in zip(codes, r) if rv >= j]
+                th[c, j - 1] = min(reach) if reach else never[bool(neg[c])]
+            th[c] = np.sort(th[c])
+        if n == 1:
+            th[:, 0] = [never[bool(x)] for x in neg]  # one value for every class: rank 0, class 0 wins
+        out = self.new_tensor("label_scores", t.shape, 0, max(1, n - 1))
+        self.design.add_layer(Requant(
+            name="label_rank", inputs=(lin.tensor,), output=out.name, thresholds=th, negate=neg, out_lo=0,
+            out_hi=max(1, n - 1), onnx_nodes=()))
+        self.label_input = out.name
+        self.design.notes.append(f"arg-max compares exact ranks: per-class thresholds (layer 'label_rank', {n} "
+                                 f"distinct real scores) after '{lin.tensor}'")
+        return True
+
+    def _label_rescale(self, lin: Lin, a, b):
+        t = self.t(lin.tensor)
+        C = t.channels
+        if all(x == 0 for x in a + b):
+            a = [Fraction(1)] * C  # every class scores 0: any one map keeps the ties (class 0 wins)
+        # unit u = gcd of all a_c and b_c; integer M_c = a_c / u, B_c = b_c / u (signs kept: a negative scale
+        # reverses its class's order); the arg-max then compares the exact integers M_c * acc_c + B_c, computed
+        # by a multiplier-only Requant after the scores (the scores themselves stay the small accumulators, sent
+        # to the host and dequantised there as the reference does)
         vals = [x for x in a + b if x != 0]
         den = math.lcm(*(x.denominator for x in vals))
         num = math.gcd(*(x.numerator * (den // x.denominator) for x in vals))
@@ -114,12 +189,12 @@ class OutputOps:
         M = [int(x / u) for x in a]
         B = [int(x / u) for x in b]
         note = ""
-        if self._label_range(M, B, t) >= 1 << 62:
+        if self._label_range(M, B, t) >= 1 << 62 and any(a):
             # the biases are finer than the scales: round them down to a grid 2^-48 of the score range. The
             # arg-max can then differ from the exact one only where two classes' scores are within that step,
             # far inside float32 rounding (a proven near-tie against any float32 reference)
-            da = math.lcm(*(y.denominator for y in a))
-            ua = Fraction(math.gcd(*(x.numerator * (da // x.denominator) for x in a)), da)
+            da = math.lcm(*(y.denominator for y in a if y != 0))
+            ua = Fraction(math.gcd(*(x.numerator * (da // x.denominator) for x in a if x != 0)), da)
             k = 0
             while self._label_range([int(x / ua) << (k + 1) for x in a], [math.floor(x / ua * 2 ** (k + 1))
                                                                          for x in b], t) < 1 << 48:
