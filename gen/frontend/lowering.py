@@ -254,8 +254,9 @@ class Lowering(LayoutOps, QuantOps, ElementwiseOps, MatrixOps, PoolOps, ConcatOp
         op = node.op_type
         ins = [self.values.get(i) if i else None for i in node.input]
         # constant folding: any node whose inputs are all constants (shape arithmetic, weight transposes, ...)
-        if op not in ("Quant", "BipolarQuant", "Trunc", "QuantizeLinear", "DequantizeLinear") and ins and all(
-                isinstance(v, Const) or v is None for v in ins):
+        # (a Constant node has no inputs: torch.onnx writes opset-18 ReduceMean axes as one)
+        if op not in ("Quant", "BipolarQuant", "Trunc", "QuantizeLinear", "DequantizeLinear") and (
+                ins or op == "Constant") and all(isinstance(v, Const) or v is None for v in ins):
             self.fold_constant(node)
             return
         handler = getattr(self, f"op_{op}", None)
