@@ -10,6 +10,7 @@ import onnx
 
 from ..errors import GenError, node_error
 from ..ir.design import Design
+from .channels_last import to_channels_first
 from .thirdparty import third_party
 from .validate import validate_model
 
@@ -71,6 +72,13 @@ def prepare(model: onnx.ModelProto, flavour: str) -> onnx.ModelProto:
         with warnings.catch_warnings(), third_party("qonnx cleanup"):
             warnings.simplefilter("ignore")
             cleaned = cleanup_model(ModelWrapper(model))
+        # channels-last forms (QKeras / tf2onnx: Concat on axis 3, Resize with N,H,W,C scales, an NHWC input
+        # behind an element-wise op) rewritten exactly into N,C,H,W ones; both the reference and we see them
+        if to_channels_first(cleaned.model):
+            from qonnx.transformation.infer_shapes import InferShapes
+            with warnings.catch_warnings(), third_party("qonnx shape inference (after the channels-last rewrite)"):
+                warnings.simplefilter("ignore")
+                cleaned = cleaned.transform(InferShapes())
         with third_party("qonnx shape lookup"):
             check_shapes_known(cleaned)
         return cleaned.model
