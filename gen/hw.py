@@ -461,7 +461,9 @@ def build_hw_graph(design: Design, dma_bits: int = 64, runtime_weights: bool = F
             if layer.output != design.output:
                 raise GenError(f"{layer.name}: a label select is supported only at the output")
             if layer.k != 1:
-                raise GenError(f"{layer.name}: top-{layer.k}: the output frame carries one class (top-1)")
+                raise GenError(f"{layer.onnx_nodes[0] if layer.onnx_nodes else layer.name}: TopK with k={layer.k} is "
+                               "not supported in hardware: the output frame carries one class (gen/shell/regmap.py)"
+                               "; use k=1 or ArgMax (gen check runs the full top-k)")
             x = ins[0]
             nodes.append(HwNode(layer.name, "label_select", (layer.name,), (x,), _stream(design, layer.output),
                                 dict(N_ELEMS=x.elems, TOPK=1, A_BITS=x.bits)))

@@ -1,11 +1,13 @@
-"""label_select: ops.label_select (top-k indices, largest first, ties to the lower index)."""
+"""label_select: ops.label_select (top-k indices, largest first, ties to the lower index); also over bipolar
+streams (-1 / +1 as one bit each, as gen/rtl/emit.py's render_label_unit feeds them), where ties are the rule."""
 
 import math  # noqa: F401
 
 import numpy as np
 import pytest
 
-from sim.cases import label_select_case
+from gen.golden import ops
+from sim.cases import Case, frames_of, label_select_case
 from sim.testing import cached, check_sim, lint_rendered, shards
 
 
@@ -33,8 +35,22 @@ EDGE = [
     dict(channels=8, simd=2, a_bits=8, k=1, spread=0),                                # all equal -> 0
 ]
 
+# bipolar scores: (elements, simd, k); many classes at +1 (or all at -1) tie
+BIPOLAR = [(10, 1, 1), (10, 5, 1), (12, 4, 3), (7, 7, 7), (1, 1, 1), (16, 2, 1)]
+
 N_RANDOM = 24
 N_SLOW = 60
+
+
+def bipolar_case(name: str, rng, n: int, simd: int, k: int, frames: int = 4) -> Case:
+    """The emitter's label unit over a bipolar stream; frames from all +1 / all -1 to random signs."""
+    from gen.rtl.emit import Enc, render_label_unit
+    p_plus = np.array([1.0, 0.0, 0.8, 0.5, 0.2][:frames] + [0.5] * max(0, frames - 5))
+    x = np.where(rng.random((frames, 1, 1, n)) < p_plus[:, None, None, None], 1, -1).astype(np.int64)
+    r = render_label_unit(name, n_elems=n, simd=simd, x=Enc(1, False, True), k=k)
+    y = ops.label_select(x, k)
+    phases = [{"in": {"s_axis": frames_of(x, 1, bipolar=True)}, "out": {"m_axis": [list(map(int, f)) for f in y]}}]
+    return Case(name, r, phases, r.cycles_per_frame, dict(n=n, simd=simd, k=k, bipolar=True))
 
 
 @cached
@@ -42,7 +58,9 @@ def default_cases():
     rng = np.random.default_rng(81)
     cases = [label_select_case(f"e{i}", rng, **p) for i, p in enumerate(EDGE)]
     rng = np.random.default_rng(82)
-    return cases + [label_select_case(f"r{i}", rng, **random_params(rng)) for i in range(N_RANDOM)]
+    cases += [label_select_case(f"r{i}", rng, **random_params(rng)) for i in range(N_RANDOM)]
+    rng = np.random.default_rng(84)
+    return cases + [bipolar_case(f"b{i}", rng, *p) for i, p in enumerate(BIPOLAR)]
 
 
 @cached
@@ -51,7 +69,7 @@ def slow_cases():
     return [label_select_case(f"s{i}", rng, frames=2, **random_params(rng)) for i in range(N_SLOW)]
 
 
-@pytest.mark.parametrize("idx", range(len(EDGE) + N_RANDOM))
+@pytest.mark.parametrize("idx", range(len(EDGE) + N_RANDOM + len(BIPOLAR)))
 def test_label_select_lint(idx):
     lint_rendered(default_cases()[idx].rendered)
 

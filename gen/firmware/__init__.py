@@ -22,7 +22,7 @@ import jinja2
 from ..shell import regmap
 from ..vendor.system import FCLK0_DT_CLOCK, design_clock_mhz, fclk0, system
 from . import inputs, protocol
-from .spec import Spec, make_spec
+from .spec import Spec, make_spec, output_description
 
 __all__ = ["write_firmware", "make_spec", "Spec", "SOURCES"]
 
@@ -86,13 +86,13 @@ def write_firmware(out_dir, design, board: dict, *, runtime_weights: bool | None
     (root / "Makefile").write_text(_env.get_template("user_Makefile.j2").render(spec=spec))
 
     host_constants = dict(spec.constants(), name=spec.name, runtime_weights=list(spec.runtime_weights),
-                          input=host_input)
+                          input=host_input, output=output_description(design))
     proto_py = protocol.python_module(host_constants)
     (root / "host" / "accel_proto.py").write_text(proto_py)
     (root / "libaccel" / "accel_proto.py").write_text(proto_py)
     (root / "host" / "PROTOCOL.md").write_text(protocol.markdown())
     (root / "README.md").write_text(_env.get_template("README.md.j2").render(
         spec=spec, sys=sysmap, board=board, protocol=protocol, regtable=regmap.markdown_table(),
-        input_kind=contract["spec"], input_meaning=inputs.describe(contract),
+        input_kind=contract["spec"], input_meaning=inputs.describe(contract), output=output_description(design),
         input_formats="\n".join(f"- {f}" for f in inputs.file_formats(contract))))
     return root

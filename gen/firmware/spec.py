@@ -73,10 +73,32 @@ def _design_hash(design: Design) -> int:
 
 
 def has_class_output(design: Design) -> bool:
+    """As gen/hw.py decides: the model's own class head, or the arg-max of (1, 1, C) scores that one increasing
+    map dequantises (otherwise the arg-max of the codes would not be the model's, and the header says NO_CLASS)."""
+    from ..hw import _one_increasing_map
+
     if any(isinstance(layer, L.LabelSelect) for layer in design.layers):
         return True
     h, w, c = design.tensors[design.scores].shape
-    return h == 1 and w == 1 and c > 1
+    return h == 1 and w == 1 and c > 1 and _one_increasing_map(design)
+
+
+def output_description(design: Design) -> dict:
+    """What an output frame's scores and class mean, for the host (accel_proto.DESIGN["output"]) and the README:
+    the scores' encoding and range (bipolar codes arrive as -1 / +1 words), the element-wise ops that turn them
+    into the model's float output (gen/ir/elementwise.py JSON, in the ONNX `layout`), and the class."""
+    t = design.tensors[design.scores]
+    b = design.output_boundary or {}
+    label = next((layer for layer in design.layers if isinstance(layer, L.LabelSelect)), None)
+    if label is not None and b.get("kind") == "TopK":
+        cls = f"TopK k={label.k} (indices, largest first, ties to the lower index)"
+    elif label is not None:
+        cls = f"{b.get('kind', 'ArgMax')} of the model: its arg-max class (ties to the lower index)"
+    else:
+        cls = "arg-max of the scores (ties to the lower index)" if has_class_output(design) else None
+    return {"encoding": "bipolar" if t.bipolar else ("signed" if t.signed else "unsigned"), "lo": int(t.lo),
+            "hi": int(t.hi), "shape": list(t.shape), "onnx_name": b.get("onnx_name"), "layout": b.get("layout"),
+            "to_float": list(b.get("chain", [])), "class": cls}
 
 
 def make_spec(design: Design, board: dict, *, runtime_weights: bool | None = None,

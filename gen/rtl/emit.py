@@ -108,6 +108,14 @@ def _values(e: Enc) -> np.ndarray:
     return np.array([-1, 1]) if e.bipolar else np.arange(lo, hi + 1)
 
 
+def render_label_unit(name: str, *, n_elems: int, simd: int, x: Enc, k: int = 1) -> Rendered:
+    """The arg-max / top-k kernel over a stream coded as `x`. Bipolar codes travel as one bit, 1 for +1 and 0 for
+    -1: that bit compared unsigned orders the codes as their values do, so ties (the common case: many classes
+    at +1) still go to the lower index, as ONNX ArgMax / TopK break them."""
+    return render_label_select(name, n_elems=n_elems, simd=simd, a_bits=x.bits, a_signed=x.signed and not x.bipolar,
+                               k=k)
+
+
 def _activation_range(node: HwNode, x: Enc) -> tuple[int, int] | None:
     """The codes an mvu can see (hw.py's A_LO..A_HI: the input's exact range and any padding value) when they
     lie within the stream's encoding; None for bipolar streams or an unknown range."""
@@ -209,10 +217,7 @@ def render_node(node: HwNode, design: Design, pe: int, simd: int, ins: list[Enc]
             return r, Enc(1, False, True)
         return r, Enc(r.params["O_BITS"], bool(rqc["o_signed"]))
     if k == "label_select":
-        # bipolar codes travel as one bit, 1 for +1 and 0 for -1: that bit, compared unsigned, orders the codes
-        # as their values do (ties to the lower index unchanged)
-        r = render_label_select(node.name, n_elems=p["N_ELEMS"], simd=simd, a_bits=x.bits,
-                                a_signed=x.signed and not x.bipolar, k=1)
+        r = render_label_unit(node.name, n_elems=p["N_ELEMS"], simd=simd, x=x, k=1)
         return r, Enc(r.params["IDX_BITS"], False)
     if k == "input":
         r = shell.render_input_adapter(n_elems=p["N_ELEMS"], simd=simd, a_bits=out.bits, dma_bits=p["DMA_BITS"])

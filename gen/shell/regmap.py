@@ -14,7 +14,10 @@ last beat carries `tlast`):
 - output frame: an 8-byte header, little-endian: bits [31:0] class index (arg-max of the scores, ties to the
   lower index; 0xFFFFFFFF when the design has no class output), [55:32] frame sequence number (mod 2^24),
   [63:56] flags of the input frame (FLAG_SHORT, FLAG_LONG); then the output codes ("scores", the tensor the
-  class is chosen from, in NHWC order) as signed 32-bit little-endian words.
+  class is chosen from, in NHWC order) as signed 32-bit little-endian words (a bipolar tensor's codes as -1 and
+  +1). The class is the model's own head (ArgMax, Softmax, TopK with k = 1) over the real scores, or without one
+  the arg-max of scores that one increasing map dequantises; what the codes mean is the design's
+  (accel_proto.DESIGN["output"]: encoding, range, the ops to float).
 
 `interrupt` on TOP_MODULE pulses high for one cycle when an output frame has been sent (optional for the
 driver, which normally waits on the DMA's completion).

@@ -1,0 +1,179 @@
+"""Binarised outputs and class heads over non-standard score encodings (issue 14, family 6).
+
+Default: random models of tests/modelgen/bipolar_out.py (QONNX BipolarQuant outputs with and without ArgMax /
+TopK / Softmax; narrow, signed, zero-point scores behind negative, per-class or BatchNorm maps; QDQ and QOperator
+classifiers with such a float tail) and the committed Brevitas BNN exports under tests/data/exports/bipolar/:
+golden == reference with ties broken as the reference breaks them (QOperator: every class bit for bit), the
+design's output described as what it is. Slow: RTL == golden in Verilator for exports, generated models and
+FINN's tfc_1w1a (`python -m gen` + `make -C OUT/sim sim`), and the exports regenerated with Brevitas.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from gen.errors import GenError
+from gen.frontend import Loaded, load_design, lower, prepare
+from gen.golden.check import check, input_sampler
+from gen.golden.model import output_float, run
+from gen.hw import build_hw_graph
+from tests.modelgen.bipolar_out import BIPOLAR_OUT_KINDS, bipolar_out_model
+
+REPO = Path(__file__).resolve().parents[1]
+EXPORTS = REPO / "tests" / "data" / "exports" / "bipolar"
+NAMES = ["tfc_bnn_out", "tfc_bnn_hardtanh_argmax", "tfc_bnn_binin_topk1", "tfc_bnn_topk3", "cnv_bnn_argmax"]
+MODELS = Path(os.environ.get("GEN_SHARED_MODELS", REPO.parent / "shared" / "models"))
+CASES = [(f, k) for f, kinds in BIPOLAR_OUT_KINDS.items() for k in kinds]
+
+
+def _check(gm, flavour, frames=24, seed=0):
+    m = prepare(gm.model, flavour)
+    d = lower(Loaded(m, flavour, "random", None))
+    x = gm.sample(frames, np.random.default_rng(seed))
+    rep = check(d, m, x)
+    assert rep.unexplained == 0, {k: s.examples for k, s in rep.layers.items()} | {"e2e": rep.end_to_end.examples}
+    assert rep.argmax_unexplained == 0, gm
+    if flavour == "qop":
+        assert rep.argmax_agree == rep.argmax_total
+    gf = output_float(d, run(d, x)).reshape(frames, -1)
+    return d, int(((gf == gf.max(1, keepdims=True)).sum(1) > 1).sum())
+
+
+@pytest.mark.parametrize("flavour,kind", CASES)
+def test_generated(flavour, kind):
+    """Two seeds per kind: no unexplained mismatch, classes as the reference picks them among exact ties."""
+    tied = 0
+    for seed in (1, 2):
+        gm = bipolar_out_model(flavour, kind, np.random.default_rng(seed))
+        d, t = _check(gm, flavour, seed=seed)
+        tied += t
+        label = [layer for layer in d.layers if layer.name == "label_select"]
+        if label and label[0].k > 1:
+            with pytest.raises(GenError, match=f"TopK with k={label[0].k} is not supported in hardware"):
+                build_hw_graph(d)
+        else:
+            build_hw_graph(d)  # the hardware takes every top-1 head and every bipolar output
+    if kind != "coded_head":
+        assert tied > 0  # bipolar scores: tied top classes are the common case, so tie-breaking is exercised
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exports_gen_check(name):
+    """The committed Brevitas BNNs: golden == qonnx's executor on 48 frames (classes included)."""
+    loaded, design = load_design(EXPORTS / f"{name}.onnx")
+    x = np.concatenate(list(input_sampler(design, loaded.model).batches(48, 48, np.random.default_rng(3))))
+    rep = check(design, loaded.model, x)
+    assert rep.unexplained == 0 and rep.argmax_unexplained == 0
+    assert rep.argmax_agree == rep.argmax_total
+    assert design.tensors[design.scores].bipolar
+
+
+def test_bipolar_output_description():
+    """A bipolar output goes out as -1 / +1 words and the firmware says so; the class is the model's arg-max."""
+    from gen.firmware.spec import output_description
+    _, design = load_design(EXPORTS / "tfc_bnn_out.onnx")
+    desc = output_description(design)
+    assert desc["encoding"] == "bipolar" and desc["lo"] == -1 and desc["hi"] == 1
+    assert desc["class"] == "arg-max of the scores (ties to the lower index)" and desc["to_float"]
+    _, design = load_design(EXPORTS / "tfc_bnn_topk3.onnx")
+    assert output_description(design)["class"] == "TopK k=3 (indices, largest first, ties to the lower index)"
+
+
+def test_topk_over_one_class_refused_in_hardware():
+    _, design = load_design(EXPORTS / "tfc_bnn_topk3.onnx")
+    with pytest.raises(GenError, match="TopK with k=3 is not supported in hardware"):
+        build_hw_graph(design)
+
+
+def _head_model(op, in_shape, **attrs):
+    """x -> Quant (4-bit) -> op, for the head's axis and attribute checks."""
+    from onnx import TensorProto, helper
+    ins = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])]
+    inits = [onnx.numpy_helper.from_array(np.array(v, np.float32), n) for n, v in
+             (("s", 0.5), ("z", 0.0), ("b", 4.0))]
+    nodes = [helper.make_node("Quant", ["x", "s", "z", "b"], ["q"], domain="qonnx.custom_op.general", signed=1,
+                              narrow=0, rounding_mode="ROUND", name="quant")]
+    outs = ["y"]
+    if op == "TopK":
+        inits.append(onnx.numpy_helper.from_array(np.array([attrs.pop("k", 2)], np.int64), "k"))
+        nodes.append(helper.make_node("TopK", ["q", "k"], ["v", "y"], name="head", **attrs))
+    else:
+        nodes.append(helper.make_node(op, ["q"], ["y"], name="head", **attrs))
+    g = helper.make_graph(nodes, "h", ins, [helper.make_tensor_value_info(o, TensorProto.INT64, None)
+                                             for o in outs], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13),
+                                               helper.make_opsetid("qonnx.custom_op.general", 1)])
+
+
+@pytest.mark.parametrize("op,shape,attrs,msg", [
+    ("ArgMax", (4, 3, 3), dict(axis=1), "over axis 1"),            # a class per pixel
+    ("ArgMax", (10,), dict(axis=0), "over axis 0"),                # over the batch
+    ("ArgMax", (10,), dict(axis=1, select_last_index=1), "select_last_index"),
+    ("TopK", (10,), dict(axis=-1, largest=0), "largest=0"),
+    ("TopK", (10,), dict(axis=-1, sorted=0), "sorted=0"),
+])
+def test_head_refusals(op, shape, attrs, msg, tmp_path):
+    from gen.errors import UnsupportedError
+    p = tmp_path / "m.onnx"
+    onnx.save(_head_model(op, shape, **attrs), p)
+    with pytest.raises(UnsupportedError, match=msg) as e:
+        load_design(p)
+    assert f"(op {op})" in str(e.value)  # one error naming the node
+
+
+# ------------------------------------------------------------------------------------------------ slow: RTL
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tfc_bnn_out", "tfc_bnn_hardtanh_argmax", "tfc_bnn_binin_topk1",
+                                  "cnv_bnn_argmax"])
+def test_exports_rtl(name, tmp_path):
+    from tests.test_accel_e2e import check_design
+    check_design(load_design(EXPORTS / f"{name}.onnx")[1], tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flavour,kind,seed", [("qonnx", "bipolar_out", 3), ("qonnx", "bipolar_argmax", 104),
+                                               ("qonnx", "bipolar_topk", 101), ("qonnx", "coded_head", 101),
+                                               ("qdq", "coded_head", 1), ("qop", "coded_head", 1)])
+def test_generated_rtl(flavour, kind, seed, tmp_path):
+    from tests.test_accel_e2e import check_design
+    gm = bipolar_out_model(flavour, kind, np.random.default_rng(seed))
+    onnx.save(gm.model, tmp_path / "m.onnx")
+    design = load_design(tmp_path / "m.onnx")[1]
+    assert design.output != design.scores or kind == "bipolar_out"
+    check_design(design, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["tfc_1w1a", "tfc_bnn_hardtanh_argmax"])
+def test_cli_make_sim(model, tmp_path):
+    """`python -m gen` then `make -C OUT/sim sim`: 32 frames under back-pressure, RTL == golden."""
+    p = MODELS / f"{model}.onnx" if model == "tfc_1w1a" else EXPORTS / f"{model}.onnx"
+    if not p.exists():
+        pytest.skip(f"{p} not present")
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "gen", str(p), "--board", "zybo-z7", "-o", str(out)], check=True,
+                   cwd=REPO, capture_output=True)
+    r = subprocess.run(["make", "-C", str(out / "sim"), "sim"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "frames: all equal to the golden model" in r.stdout
+
+
+@pytest.mark.slow
+def test_regenerate_exports(tmp_path):
+    """The exports come from Brevitas as committed: regenerated, the same graphs and weights."""
+    pytest.importorskip("brevitas")
+    subprocess.run([sys.executable, str(REPO / "tests" / "exports" / "make_bipolar.py"), str(tmp_path)], check=True,
+                   cwd=REPO, capture_output=True)
+    for name in NAMES:
+        a, b = onnx.load(EXPORTS / f"{name}.onnx"), onnx.load(tmp_path / f"{name}.onnx")
+        assert [n.op_type for n in a.graph.node] == [n.op_type for n in b.graph.node]
+        for ia, ib in zip(a.graph.initializer, b.graph.initializer):
+            assert np.array_equal(onnx.numpy_helper.to_array(ia), onnx.numpy_helper.to_array(ib))
