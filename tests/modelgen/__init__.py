@@ -11,11 +11,14 @@
 See the docstrings of qonnx_models.py and ort_models.py for the kinds.
 """
 
+from .bipolar_out import BIPOLAR_OUT_KINDS, bipolar_out_model
 from .common import FLAVOURS, GenModel, InputGrid, reference_run
 from .ort_models import QDQ_KINDS, QOP_KINDS, qdq_model, qdq_models, qop_model, qop_models
 from .qonnx_models import QONNX_INPUT_KINDS, QONNX_KINDS, qonnx_model, qonnx_models
 
 __all__ = [
+    "BIPOLAR_OUT_KINDS",
+    "bipolar_out_model",
     "FLAVOURS",
     "GenModel",
     "InputGrid",

@@ -12,6 +12,8 @@ QONNX (`bipolar_out_model("qonnx", kind, rng)`):
                    with negative gammas, or nothing), then ArgMax / TopK / Softmax.
 QDQ / QOperator (`bipolar_out_model("qdq" | "qop", "coded_head", rng)`): a quantize_static Gemm / MatMul
 classifier, then the same float tail after the last DequantizeLinear, then ArgMax / TopK.
+QDQ narrow_head: Brevitas QCDQ style (QuantizeLinear -> Clip -> DequantizeLinear) Gemm classifier whose scores
+are 2..4-bit narrow signed codes (e.g. -7..7), then the float tail and ArgMax / TopK.
 
 Every kind duplicates some classes of the last layer (identical weight rows and biases), so exact ties between
 class scores are common: the class must break them as the reference does (lowest index first).
@@ -26,7 +28,7 @@ from onnx import helper
 from .common import GenModel, InputGrid, f32, rand_scale
 
 BIPOLAR_OUT_KINDS = {"qonnx": ["bipolar_out", "bipolar_argmax", "bipolar_topk", "coded_head"],
-                     "qdq": ["coded_head"], "qop": ["coded_head"]}
+                     "qdq": ["coded_head", "narrow_head"], "qop": ["coded_head"]}
 
 
 def _dup_rows(rng, w: np.ndarray) -> np.ndarray:
@@ -182,6 +184,24 @@ def _ort(flavour: str, rng) -> GenModel:
     return _append_tail(gm, rng)
 
 
+def _qcdq_narrow(rng) -> GenModel:
+    from .ort_models import _HNet, _int_range, _qcdq_act, _qcdq_weight
+
+    h = _HNet("narrow_head", rng, "qdq", opset=13)
+    n_in = h.rint(4, 24)
+    lo, hi = _int_range(8, True, True)
+    scale = rand_scale(rng, rng.uniform(0.5, 3.0), hi)
+    x = _qcdq_act(h, h.input((n_in,), scale, 0, lo, hi), 8, True, True, scale=scale)
+    ncls = h.rint(2, 10)
+    w = _dup_rows(rng, rng.normal(0, 1, (ncls, n_in))).astype(np.float32)
+    wdq, _ = _qcdq_weight(h, w, h.pick([2, 4, 8]), False, True)
+    y = h.b.op("Gemm", [x, wdq], transB=1)
+    bits = h.rint(2, 4)
+    y = _qcdq_act(h, y, bits, True, True)
+    h.log("Gemm", f"{n_in}->{ncls}", f"scores {bits}-bit narrow")
+    return h.finish(y)
+
+
 def _append_tail(gm: GenModel, rng) -> GenModel:
     """Append [Mul (negative | per-class)] -> ArgMax | TopK(indices) to a quantised model's float output."""
     m = gm.model
@@ -220,4 +240,6 @@ def bipolar_out_model(flavour: str, kind: str, rng: np.random.Generator) -> GenM
     """A random model of this family (see BIPOLAR_OUT_KINDS)."""
     if kind not in BIPOLAR_OUT_KINDS.get(flavour, []):
         raise ValueError(f"unknown {flavour} kind {kind!r}; one of {BIPOLAR_OUT_KINDS}")
-    return _qonnx(kind, rng) if flavour == "qonnx" else _ort(flavour, rng)
+    if flavour == "qonnx":
+        return _qonnx(kind, rng)
+    return _append_tail(_qcdq_narrow(rng), rng) if kind == "narrow_head" else _ort(flavour, rng)
