@@ -272,8 +272,13 @@ class Lowering(LayoutOps, QuantOps, ElementwiseOps, MatrixOps, PoolOps, ConcatOp
                              "Check its inputs' shapes, constants and attributes") from None
 
     def fold_constant(self, node):
+        outs = self.eval_constant(node, {i: self.values[i].value for i in node.input if i})
+        for o, v in zip(node.output, outs):
+            self.values[o] = Const(np.asarray(v))
+
+    def eval_constant(self, node, feeds: dict) -> list:
+        """The node's outputs on constant inputs, as onnx's reference evaluator computes them."""
         from onnx.reference import ReferenceEvaluator
-        feeds = {i: self.values[i].value for i in node.input if i}
         g = onnx.helper.make_graph(
             [node], "fold",
             [onnx.helper.make_tensor_value_info(i, onnx.helper.np_dtype_to_tensor_dtype(feeds[i].dtype),
@@ -281,6 +286,4 @@ class Lowering(LayoutOps, QuantOps, ElementwiseOps, MatrixOps, PoolOps, ConcatOp
             [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output])
         m = onnx.helper.make_model(g, opset_imports=self.model.opset_import)
         with third_party("constant folding (onnx ReferenceEvaluator)", node):
-            outs = ReferenceEvaluator(m).run(None, feeds)
-        for o, v in zip(node.output, outs):
-            self.values[o] = Const(np.asarray(v))
+            return ReferenceEvaluator(m).run(None, feeds)

@@ -57,6 +57,7 @@ QDQ_KINDS = [
     "mixed",
     "int4",  # 4-bit weights (QInt4 / QUInt4) at opset 21
     "qcdq",  # Brevitas QCDQ: QuantizeLinear -> Clip -> DequantizeLinear, opset 13
+    "qcdq_layout",  # Brevitas QCDQ layout patterns: moved Q/C/DQ weights, classifier flattening (qcdq.py)
     "reducemean",  # float ReduceMean (spatial axes) between DQ and Q -> Gemm | MatMul (tests/modelgen/pools.py)
 ]
 
@@ -828,6 +829,9 @@ def qdq_model(kind: str, rng: np.random.Generator) -> GenModel:
 
     if kind not in QDQ_KINDS:
         raise ValueError(f"unknown QDQ kind {kind!r}; one of {QDQ_KINDS}")
+    if kind == "qcdq_layout":
+        from .qcdq import qcdq_layout
+        return qcdq_layout(rng)
     if kind == "qcdq":
         return _qdq_qcdq(rng)
     if kind in ("reducemean",):

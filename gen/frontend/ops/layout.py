@@ -1,5 +1,8 @@
 """Layout ops (Identity, Dropout, Cast, Transpose, Reshape, Flatten, Squeeze, Unsqueeze): they move the
 index map that says where each ONNX element lives in the IR stream; no layer is emitted.
+
+On a quantised constant (weights quantised in the graph, e.g. Brevitas QCDQ's DequantizeLinear -> Transpose
+-> MatMul of a Linear without bias) they move the codes, scales and zero points themselves.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ import onnx
 
 from ...errors import node_error
 from ..common import node_attrs
-from ..values import Lin, Raw
+from ..values import Lin, QConst, Raw
 
 
 class LayoutOps:
@@ -27,8 +30,35 @@ class LayoutOps:
     def _index(self, node):
         v = self.values.get(node.input[0])
         if not isinstance(v, (Lin, Raw)):
-            raise node_error(node, "layout op on an unsupported value")
+            raise node_error(node, f"its input '{node.input[0]}' is neither an activation nor a constant (its "
+                                   "producer is not supported)")
         return v.index
+
+    def _moved_qconst(self, node) -> bool:
+        """Apply the layout op to a quantised constant; False if the input is not one.
+
+        The op runs (onnx reference evaluator) on the codes, the float values and the scales / zero points
+        broadcast to the codes' shape, so per-channel parameters follow their channel whatever the op does.
+        """
+        v = self.values.get(node.input[0])
+        if not isinstance(v, QConst):
+            return False
+        rest = {}
+        for i, name in enumerate(node.input[1:], 1):
+            if name:
+                rest[name] = np.asarray(self.const(node, i, "constant (shape or axes)"))
+
+        def move(a):
+            return np.asarray(self.eval_constant(node, {node.input[0]: np.ascontiguousarray(a), **rest})[0])
+
+        def move_param(a):
+            a = np.asarray(a)
+            return move(np.broadcast_to(a, v.codes.shape)) if a.size > 1 else a
+
+        self.values[node.output[0]] = QConst(codes=move(v.codes), scale=move_param(v.scale),
+                                             zero_point=move_param(v.zero_point), real=move(v.real), bits=v.bits,
+                                             bipolar=v.bipolar)
+        return True
 
     def op_Identity(self, node):
         self.values[node.output[0]] = self.values[node.input[0]]
@@ -44,6 +74,8 @@ class LayoutOps:
         raise node_error(node, f"Cast to {onnx.TensorProto.DataType.Name(to)} is not supported here")
 
     def op_Transpose(self, node):
+        if self._moved_qconst(node):
+            return
         idx = self._index(node)
         perm = node_attrs(node).get("perm", list(range(idx.ndim + 1))[::-1])
         if perm[0] != 0:
@@ -65,16 +97,22 @@ class LayoutOps:
             raise node_error(node, f"cannot reshape {idx.shape} to {target}") from None
 
     def op_Reshape(self, node):
+        if self._moved_qconst(node):
+            return
         idx = self._index(node)
         self._set_layout(node, self._reshape_to(node, idx, self.const(node, 1, "constant shape")))
 
     def op_Flatten(self, node):
+        if self._moved_qconst(node):
+            return
         idx = self._index(node)
         if node_attrs(node).get("axis", 1) != 1:
             raise node_error(node, "Flatten is only supported with axis=1")
         self._set_layout(node, idx.reshape(-1))
 
     def op_Squeeze(self, node):
+        if self._moved_qconst(node):
+            return
         idx = self._index(node)
         axes = node_attrs(node).get("axes")
         if axes is None and len(node.input) > 1:
@@ -86,6 +124,8 @@ class LayoutOps:
         self._set_layout(node, idx.reshape(body))
 
     def op_Unsqueeze(self, node):
+        if self._moved_qconst(node):
+            return
         idx = self._index(node)
         axes = node_attrs(node).get("axes")
         if axes is None:
