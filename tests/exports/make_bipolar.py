@@ -39,10 +39,13 @@ CONFIGS = {
 
 
 def build(cfg: Config):
-    import torch
-    import torch.nn as nn
     import brevitas.nn as qnn
-    from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
+    import torch
+    from brevitas.quant import (
+        SignedBinaryActPerTensorConst,
+        SignedBinaryWeightPerTensorConst,
+    )
+    from torch import nn
 
     def bip(hardtanh=False):
         if hardtanh:

@@ -130,13 +130,15 @@ class OutputOps:
                               np.asarray(getattr(o, "c", 0)).size == 1 and len(getattr(o, "a", [0])) <= 1)
                               for o in lin.ops)):
                 return  # one monotone-increasing map shared by every channel: arg-max of the codes
-            raise GenError("arg-max at the output needs scores that are one affine map of the stream")
+            raise node_error(self.label[0], "the class head needs scores that are one affine map of the stream "
+                                            "(or one increasing map shared by every class)",
+                             "end the scores with a quantiser, or move the non-linear float op before it")
         a, b = ab
         if len(set(a)) == 1 and len(set(b)) == 1 and a[0] > 0:
             return
         if t.elements != C:
-            raise GenError(f"arg-max over the spatial tensor '{lin.tensor}' needs one positive scale for all "
-                           "channels")
+            raise node_error(self.label[0], f"a class over the spatial tensor '{lin.tensor}' needs one positive "
+                                            "scale for all channels", "flatten and quantise the scores first")
         codes = [-1, 1] if t.bipolar else list(range(int(t.lo), int(t.hi) + 1))
         if C * len(codes) <= RANK_VALUES and self._label_ranks(lin, a, b, codes):
             return
@@ -148,7 +150,7 @@ class OutputOps:
         t = self.t(lin.tensor)
         C = t.channels
         real = [[a[c] * v + b[c] for v in codes] for c in range(C)]
-        levels = sorted(set(x for row in real for x in row))
+        levels = sorted({x for row in real for x in row})
         n = len(levels)
         if n > RANK_MAX:
             return False
@@ -204,9 +206,9 @@ class OutputOps:
             B = [math.floor(x / ua) for x in b]
             note = f"; biases rounded down to multiples of 2^{math.log2(ua):.0f}"
         if self._label_range(M, B, t) >= 1 << 62:
-            raise GenError(f"arg-max at the output: the per-class scales of '{lin.tensor}' need more than "
-                           f"62-bit exact scores (scales {float(min(a)):.3g}..{float(max(a)):.3g}); "
-                           "use one scale for all classes")
+            raise node_error(self.label[0], f"the per-class scales of '{lin.tensor}' need more than 62-bit exact "
+                                            f"scores (scales {float(min(a)):.3g}..{float(max(a)):.3g})",
+                             "use one scale for all classes, or fewer score bits")
         ext = [m * v + bb for m, bb in zip(M, B) for v in (t.lo, t.hi)]
         lo, hi = min(ext), max(ext)
         out = self.new_tensor("label_scores", t.shape, lo, hi)
