@@ -6,6 +6,7 @@ Each branch gets its own quantiser: random scale (random ratios, not only powers
   quant  - a quantiser (Quant / QuantizeLinear / QLinearConcat's own output grid)
   maxpool- a MaxPool, then a quantiser or the output
   output - the model output (a float tensor with per-channel scales)
+  argmax - an ArgMax over the channels of a 1x1 concat at the output (per-class scales and zero points)
 
     concat_model("qonnx", "conv", rng)    # kinds: CONCAT_KINDS; flavours: qonnx, qdq, qop
 """
@@ -19,7 +20,7 @@ from .common import GenModel, InputGrid, f32, rand_scale
 from .ort_models import _HNet
 from .qonnx_models import _Net
 
-CONCAT_KINDS = ("conv", "quant", "maxpool", "output")
+CONCAT_KINDS = ("conv", "quant", "maxpool", "output", "argmax")
 
 
 def _branch_params(rng, i):
@@ -33,6 +34,8 @@ def _branch_params(rng, i):
 def _qonnx(kind, rng) -> GenModel:
     n = _Net(f"concat_{kind}", rng)
     c, h, w = n.rint(1, 4), n.rint(3, 7), n.rint(3, 7)
+    if kind == "argmax":
+        h = w = 1
     x = n.input_quant((c, h, w))
     parts = []
     for i in range(n.rint(2, 5)):
@@ -73,6 +76,8 @@ def _qonnx_tail(n, kind, y):
         y = n.maxpool(y, 2, 2, 0) if min(n.shape(y)[1:]) >= 2 else y
         if n.rbool(0.5):
             y = n.quant(y, n.rint(2, 8), n.rbool(0.5))
+    elif kind == "argmax":
+        y = n.b.op("ArgMax", [y], axis=1, keepdims=n.pick([0, 1]))
     return y
 
 
@@ -114,6 +119,8 @@ def _qdq_conv(h: _HNet, x, cout, relu, same=True):
 def _qdq(kind, rng) -> GenModel:
     h = _HNet(f"concat_{kind}", rng, "qdq", opset=13)
     c, hh, ww = h.rint(1, 4), h.rint(3, 7), h.rint(3, 7)
+    if kind == "argmax":
+        hh = ww = 1
     in_scale = rand_scale(rng, rng.uniform(0.5, 3.0), 255)
     in_zp = h.rint(0, 128)
     x = h.input((c, hh, ww), in_scale, in_zp, 0, 255)
@@ -143,6 +150,8 @@ def _qdq(kind, rng) -> GenModel:
             y = h.b.op("MaxPool", [y], kernel_shape=[2, 2], strides=[2, 2])
         if h.rbool(0.5):
             y, _ = _qdq_act(h, y, h.rint(2, 8), h.rbool(0.5))
+    elif kind == "argmax":
+        y = h.b.op("ArgMax", [y], axis=1, keepdims=h.pick([0, 1]))
     return h.finish(y)
 
 
@@ -174,6 +183,8 @@ def _qop(kind, rng) -> GenModel:
     h = _HNet(f"concat_{kind}", rng, "qop", opset=13)
     b = h.b
     c, hh, ww = h.rint(1, 4), h.rint(3, 7), h.rint(3, 7)
+    if kind == "argmax":
+        hh = ww = 1
     in_scale, in_zp = rand_scale(rng, rng.uniform(0.5, 3.0), 255), h.rint(0, 128)
     x = h.input((c, hh, ww), in_scale, in_zp, 0, 255)
     x = b.op("QuantizeLinear", [x, b.const(f32(in_scale), "scale"), b.const(np.array(in_zp, np.uint8), "zp",
@@ -204,6 +215,8 @@ def _qop(kind, rng) -> GenModel:
         y = b.op("MaxPool", [y], kernel_shape=[2, 2], strides=[2, 2])
     y = b.op("DequantizeLinear", [y, b.const(f32(yq[0]), "out_scale"),
                                   b.const(np.array(yq[1], np.uint8), "out_zp", np.uint8)])
+    if kind == "argmax":
+        y = b.op("ArgMax", [y], axis=1, keepdims=h.pick([0, 1]))
     return h.finish(y)
 
 
