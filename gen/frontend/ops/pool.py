@@ -113,6 +113,8 @@ class PoolOps:
                 lo, hi = (max(lo, k), hi) if lower else (lo, min(hi, k))
         if lo >= hi:
             raise node_error(node, "the activation before the pool makes its input constant")
+        if (lo, hi) == (t.lo, t.hi):
+            return Lin(lin.tensor, lin.index, ops)   # it never clamps a reachable code
         out = self.requant(node, Lin(lin.tensor, lin.index, []), [Clip(lo, hi)], lo, hi, scale=t.scale,
                            zp=t.zero_point, mode="exact")
         return Lin(out.name, lin.index, ops)
