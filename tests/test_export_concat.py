@@ -89,7 +89,7 @@ def test_random_concat(flavour, kind):
     gm = concat_model(flavour, kind, np.random.default_rng(4))
     d, _ = _run(gm)
     graph = build_hw_graph(d)
-    cat = [la for la in d.layers if isinstance(la, L.Concat)][0]
+    cat = next(la for la in d.layers if isinstance(la, L.Concat))
     # an n-input concat is a chain of n - 1 two-input kernels
     assert sum(n.kind == "concat" and cat.name in n.layers for n in graph.nodes) == len(cat.inputs) - 1
 
@@ -164,8 +164,8 @@ def test_rtl_equals_golden(name, tmp_path):
     out = tmp_path / "out"
     subprocess.run([sys.executable, "-m", "gen", str(EXPORTS / f"{name}.onnx"), "--board", "zybo-z7", "-o",
                     str(out)], check=True, cwd=REPO, capture_output=True, text=True)
-    r = subprocess.run(["make", "-C", str(out / "sim"), "sim", "FRAMES=32"], cwd=REPO, capture_output=True,
-                       text=True)
+    r = subprocess.run(["make", "-C", str(out / "sim"), "sim", "FRAMES=32"], check=False, cwd=REPO,
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "frames: all equal to the golden model" in r.stdout, r.stdout[-3000:]
 

@@ -28,9 +28,9 @@ NAMES = ("densenet_qonnx", "densenet_qcdq", "branches_qdq", "branches_qop")
 
 
 def densenet():
-    import torch
-    import torch.nn as nn
     import brevitas.nn as qnn
+    import torch
+    from torch import nn
 
     class Dense(nn.Module):
         def __init__(self):
@@ -84,7 +84,7 @@ def make_densenet(out_dir: Path, flavour: str) -> Path:
 
 def branches():
     import torch
-    import torch.nn as nn
+    from torch import nn
 
     class Branches(nn.Module):
         def __init__(self):
@@ -113,7 +113,12 @@ def make_ort(out_dir: Path, fmt: str) -> Path:
     import numpy as np
     import onnx
     import torch
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     torch.manual_seed(SEED)
     model = branches().eval()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto
 
-from .common import GenModel, InputGrid, f32, rand_scale
+from .common import GenModel, f32, rand_scale
 from .ort_models import _HNet
 from .qonnx_models import _Net
 
@@ -169,7 +169,7 @@ def _qop_conv(h: _HNet, x, xq, cout, out_dt):
     # output grid from the float values this conv produces on the calibration batch
     xf = (b.value(x).astype(np.float32) - xz) * xs
     acc_rms = float(np.sqrt(np.mean(xf.astype(np.float64) ** 2))) * float(np.abs(ws).max() * 127) * np.sqrt(c * k * k)
-    lo, hi = (-128, 127) if out_dt == np.int8 else (0, 255)
+    hi = 127 if out_dt == np.int8 else 255
     ys = rand_scale(rng, acc_rms * rng.uniform(1.0, 3.0), hi, pow2_prob=0.1)
     yz = 0 if out_dt == np.int8 else h.rint(0, 128)
     ins += [b.const(f32(ys), "y_scale"), b.const(np.array(yz, out_dt), "y_zp", out_dt)]
@@ -263,5 +263,3 @@ def concat_models(flavour: str, kinds=None):
     return st.builds(lambda kind, seed: concat_model(flavour, kind, np.random.default_rng(seed)),
                      st.sampled_from(list(kinds or CONCAT_KINDS)), st.integers(0, 2**32 - 1))
 
-
-__all__ = ["CONCAT_KINDS", "concat_model", "concat_models", "InputGrid", "TensorProto"]

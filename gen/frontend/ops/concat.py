@@ -65,8 +65,8 @@ class ConcatOps:
                 c = np.concatenate([np.broadcast_to(g.c, (t.channels,)) for g, t in zip(group, ts)])
                 merged.append(Arith(op.kind, c))
             elif isinstance(op, Affine):
-                a = sum(([g.a[0]] * t.channels if len(g.a) == 1 else g.a for g, t in zip(group, ts)), [])
-                b = sum(([g.b[0]] * t.channels if len(g.b) == 1 else g.b for g, t in zip(group, ts)), [])
+                a = [x for g, t in zip(group, ts) for x in ([g.a[0]] * t.channels if len(g.a) == 1 else g.a)]
+                b = [x for g, t in zip(group, ts) for x in ([g.b[0]] * t.channels if len(g.b) == 1 else g.b)]
                 merged.append(Affine(a, b))
             else:
                 if any(vars(g) != vars(op) for g in group):
@@ -83,7 +83,7 @@ class ConcatOps:
         if self.mode != "exact" or any(ab is None for ab in abs_):
             raise node_error(node, "Concat inputs are quantised differently and not all of them are plain "
                                    "quantised tensors", "Quantise each input right before the Concat")
-        return [Affine(sum((ab[0] for ab in abs_), []), sum((ab[1] for ab in abs_), []))]
+        return [Affine([x for ab in abs_ for x in ab[0]], [x for ab in abs_ for x in ab[1]])]
 
     def _needs_one_zero_point(self, node) -> bool:
         """Does a consumer pad the concatenated tensor with its zero point (a padded Conv)? The sliding-window
