@@ -12,6 +12,7 @@ See the docstrings of qonnx_models.py and ort_models.py for the kinds.
 """
 
 from .bipolar_out import BIPOLAR_OUT_KINDS, bipolar_out_model
+from .channels_last import CHANNELS_LAST_KINDS, channels_last_model, channels_last_models
 from .common import FLAVOURS, GenModel, InputGrid, reference_run
 from .ort_models import QDQ_KINDS, QOP_KINDS, qdq_model, qdq_models, qop_model, qop_models
 from .qonnx_models import QONNX_INPUT_KINDS, QONNX_KINDS, qonnx_model, qonnx_models
@@ -19,6 +20,9 @@ from .qonnx_models import QONNX_INPUT_KINDS, QONNX_KINDS, qonnx_model, qonnx_mod
 __all__ = [
     "BIPOLAR_OUT_KINDS",
     "bipolar_out_model",
+    "CHANNELS_LAST_KINDS",
+    "channels_last_model",
+    "channels_last_models",
     "FLAVOURS",
     "GenModel",
     "InputGrid",
