@@ -170,9 +170,10 @@ def _hoist_input_transpose(gr: _Graph) -> int:
     if len(inputs) != 1 or gr.rank.get(inputs[0]) != 4:
         return 0
     chain, tensor = [], inputs[0]
+    outputs = {o.name for o in gr.g.output}
     while True:
         cons = gr.consumers(tensor)
-        if len(cons) != 1:
+        if len(cons) != 1 or tensor in outputs:   # a tensor seen elsewhere keeps its layout
             return 0
         n = cons[0]
         if n.op_type == "Transpose" and list(node_attrs(n).get("perm", [])) == TO_NCHW:

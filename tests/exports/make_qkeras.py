@@ -33,13 +33,13 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf2onnx  # noqa: E402,F401
-import tf2onnx.convert  # noqa: E402,F401
-import tf2onnx.optimizer  # noqa: E402,F401 - qonnx 0.4.0 reads tf2onnx.optimizer at import
-from qkeras import QActivation, QConv2D, QDense  # noqa: E402
-from qonnx.converters import from_keras  # noqa: E402
+import numpy as np
+import tensorflow as tf
+import tf2onnx
+import tf2onnx.convert
+import tf2onnx.optimizer  # noqa: F401 - qonnx 0.4.0 reads tf2onnx.optimizer at import
+from qkeras import QActivation, QConv2D, QDense
+from qonnx.converters import from_keras
 
 L = tf.keras.layers
 OUT = Path(__file__).resolve().parents[1] / "data" / "exports" / "channels_last"

@@ -79,7 +79,7 @@ class _ClNet(_Net):
         return y
 
     def cl_resize(self, x):
-        attrs = dict(mode="nearest")
+        attrs = {"mode": "nearest"}
         if self.rbool(0.5):
             attrs.update(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
         roi = self.b.const(np.zeros((0,), np.float32), "roi")
