@@ -170,3 +170,28 @@ def test_exports_regenerate(tmp_path):
         assert [n.op_type for n in new.graph.node] == [n.op_type for n in old.graph.node]
         _, _, rep = _check(tmp_path / f"{name}.onnx", 16)
         assert rep.unexplained == 0
+
+
+def test_mean_error_bound_per_channel_zero():
+    """The float32 error of a mean is bounded by sum_i |x_i - z_c| with each channel's own zero z_c (the
+    reference sums dequantised terms s * (x_i - z_c)); a shared pad value would understate it."""
+    from fractions import Fraction
+
+    from gen.frontend.ops.pool import Mean
+    from gen.golden.check import _sabs, near_tie
+    from gen.ir.elementwise import Arith, Clip, Round
+
+    n, s = 4, Fraction(1, 64)
+    zs = [3, 100]
+    mean = Mean([s / n, s / n], [-z * s for z in zs])
+    pool = L.AvgPool(name="p", inputs=("x",), output="y", kernel=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0),
+                     pad_value=3)
+    x = np.zeros((1, 2, 2, 2), dtype=np.int64)       # channel 1 holds codes 0: terms s * (0 - 100)
+    sabs, fan = _sabs(None, pool, [x], [mean])
+    assert fan == n and sabs.shape == (1, 1, 1, 2)
+    assert sabs[0, 0, 0, 0] == n * 3 and sabs[0, 0, 0, 1] == n * 100
+    # sum 0: the mean -100/64 over the step 1/32 is -50 exactly, half a code from any boundary: no tie
+    chain = [mean, Arith("div", np.float32(1 / 32)), Round("ROUND"), Clip(-128, 127)]
+    assert not near_tie(chain, 1, 0, float(sabs[0, 0, 0, 1]), fan)
+    # an exact half ((8 - 400) / 16 = -24.5) is always a near-tie
+    assert near_tie([mean, Arith("div", np.float32(1 / 16)), Round("ROUND")], 1, 8, float(sabs[0, 0, 0, 1]), fan)
