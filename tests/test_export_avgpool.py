@@ -148,8 +148,8 @@ def test_rtl_equals_golden(name, tmp_path):
     out = tmp_path / "out"
     subprocess.run([sys.executable, "-m", "gen", str(EXPORTS / f"{name}.onnx"), "--board", "zybo-z7", "-o",
                     str(out)], check=True, cwd=REPO, capture_output=True, text=True)
-    r = subprocess.run(["make", "-C", str(out / "sim"), "sim", "FRAMES=32"], cwd=REPO, capture_output=True,
-                       text=True)
+    r = subprocess.run(["make", "-C", str(out / "sim"), "sim", "FRAMES=32"], check=False, cwd=REPO,
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "frames: all equal to the golden model" in r.stdout, r.stdout[-3000:]
 

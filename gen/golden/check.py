@@ -236,10 +236,10 @@ def _compare(stat: Stat, got, ref, layer=None, acc=None, sabs=None, fan=1, allow
     for idx in bad:
         idx = tuple(int(i) for i in idx)
         ok = False
-        if allow_ties:
-            if abs(int(got[idx]) - int(ref[idx])) <= (2 if layer.out_lo == -1 and layer.out_hi == 1 else 1):
-                chain = [op_from_json(o) if isinstance(o, dict) else o for o in layer.chain]
-                ok = near_tie(chain, idx[-1], int(acc[idx]), float(sabs[idx]) if sabs is not None else 0.0, fan)
+        step = 2 if allow_ties and layer.out_lo == -1 and layer.out_hi == 1 else 1   # bipolar codes: -1 / +1
+        if allow_ties and abs(int(got[idx]) - int(ref[idx])) <= step:
+            chain = [op_from_json(o) if isinstance(o, dict) else o for o in layer.chain]
+            ok = near_tie(chain, idx[-1], int(acc[idx]), float(sabs[idx]) if sabs is not None else 0.0, fan)
         if ok:
             stat.near_ties += 1
             stat.tie_frames.add(idx[0] + frame0)

@@ -169,7 +169,7 @@ class PoolOps:
                              "Only the spatial axes (2, 3) of an N,C,H,W tensor can be averaged (global "
                              "average pooling)")
         lin = self._conv_input(node, lin)
-        h, w, c = self.t(lin.tensor).shape
+        h, w, _ = self.t(lin.tensor).shape
         k = (h if 2 in axes else 1, w if 3 in axes else 1)
         out = self._avg(node, lin, k, k, (0, 0, 0, 0), 0)
         if not at.get("keepdims", 1):
