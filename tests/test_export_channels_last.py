@@ -54,6 +54,22 @@ def test_export_gen_check(name):
         assert design.layers[0].layout == "NHWC"
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_qonnx_channels_last_ops(name):
+    """hls4ml-style *_ch_last.onnx (qonnx ConvertToChannelsLastAndClean: Conv / MaxPool in the
+    qonnx.custom_op.channels_last domain). qonnx's own cleanup crashes on them once value_info is dropped; gen
+    writes the ops as Transposes around the standard ops first, and that graph computes what qonnx's channels-last
+    ops compute, bit for bit."""
+    path = EXPORTS / f"{name}_ch_last.onnx"
+    original = onnx.load(path)
+    assert any(nd.domain == "qonnx.custom_op.channels_last" for nd in original.graph.node)
+    loaded, design = load_design(path)
+    assert not any(nd.domain == "qonnx.custom_op.channels_last" for nd in loaded.model.graph.node)
+    x = sample_inputs(design, 12, np.random.default_rng(4))
+    _gen_check(loaded, design, x)
+    assert np.array_equal(_qonnx_exec(loaded.model, x), _qonnx_exec(original, x))
+
+
 def _qonnx_exec(model, x):
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx

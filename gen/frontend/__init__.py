@@ -10,7 +10,7 @@ import onnx
 
 from ..errors import GenError, node_error
 from ..ir.design import Design
-from .channels_last import to_channels_first
+from .channels_last import from_channels_last_domain, to_channels_first
 from .thirdparty import third_party
 from .validate import validate_model
 
@@ -61,6 +61,9 @@ def read_model(path) -> onnx.ModelProto:
 def prepare(model: onnx.ModelProto, flavour: str) -> onnx.ModelProto:
     """The graph both we and the reference executor see: qonnx cleanup for QONNX, the model itself otherwise."""
     if flavour == "qonnx":
+        # qonnx's channels-last ops (N,H,W,C Conv / MaxPool / BatchNorm) as Transposes around the standard ops:
+        # the lowering knows those, and qonnx's cleanup needs no value_info for them (see channels_last.py)
+        from_channels_last_domain(model)
         # qonnx executes one fixed shape: pin a dynamic batch axis to 1 (gen streams one frame at a time)
         for vi in list(model.graph.input) + list(model.graph.output):
             dims = vi.type.tensor_type.shape.dim

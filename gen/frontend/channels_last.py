@@ -202,3 +202,58 @@ def _hoist_input_transpose(gr: _Graph) -> int:
     nodes.insert(pos, t)
     gr.nodes[:] = nodes
     return 1
+
+
+# ------------------------------------------------------------------------------------------------------------
+# qonnx's channels-last ops (qonnx.transformation.channels_last.ConvertToChannelsLastAndClean; hls4ml's
+# *_ch_last.onnx test models): Conv / MaxPool / BatchNormalization in the domain below compute on N,H,W,C (N,W,C)
+# tensors, a Conv's weights stored O,H,W,I. qonnx executes each as Transpose -> the standard op -> Transpose
+# (custom_op/channels_last/base_wrapped_op.py: input 0, and a Conv's input 1, moved channels-first). Written that
+# way they need no qonnx shape function: qonnx 1.0.0's channels-last Conv / MaxPool shape functions read the
+# input's shape from value_info before inferring it (custom_op/channels_last/conv.py `len(ishape)`), so its
+# cleanup crashes ("object of type 'NoneType' has no len()") on a graph without value_info.
+CHANNELS_LAST_DOMAIN = "qonnx.custom_op.channels_last"
+
+
+def _to_first(ndim):
+    return [0, ndim - 1, *range(1, ndim - 1)]
+
+
+def _to_last(ndim):
+    return [0, *range(2, ndim), 1]
+
+
+def from_channels_last_domain(model: onnx.ModelProto) -> int:
+    """Replace every qonnx channels-last op by Transposes around the standard op, in place; returns how many."""
+    from ..errors import node_error
+    gr = _Graph(model)
+    new_nodes, done = [], 0
+    for node in gr.nodes:
+        if node.domain != CHANNELS_LAST_DOMAIN:
+            new_nodes.append(node)
+            continue
+        if node.op_type not in ("Conv", "MaxPool", "BatchNormalization"):
+            raise node_error(node, f"channels-last op {node.op_type} is not supported",
+                             "Export the model channels-first (without ConvertToChannelsLast)")
+        k = node_attrs(node).get("kernel_shape")
+        ndim = len(k) + 2 if k is not None else gr.rank.get(node.input[0])
+        if ndim is None or ndim < 3:
+            raise node_error(node, "the rank of its input is unknown", "Keep the model's value_info")
+        ins = list(node.input)
+        for i in range(2 if node.op_type == "Conv" else 1):
+            t, ins[i] = gr.transpose(ins[i], _to_first(ndim), f"{ins[i]}_cf")
+            new_nodes.append(t)
+        out = gr.fresh(f"{node.output[0]}_cf")
+        std = helper.make_node(node.op_type, ins, [out, *node.output[1:]], name=node.name or gr.fresh(node.op_type))
+        std.attribute.extend(node.attribute)
+        new_nodes.append(std)
+        new_nodes.append(helper.make_node("Transpose", [out], [node.output[0]], name=gr.fresh("Transpose"),
+                                          perm=_to_last(ndim)))
+        done += 1
+    if done:
+        del gr.g.node[:]
+        gr.g.node.extend(new_nodes)
+        keep = [o for o in model.opset_import if o.domain != CHANNELS_LAST_DOMAIN]
+        del model.opset_import[:]
+        model.opset_import.extend(keep)
+    return done

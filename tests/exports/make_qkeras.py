@@ -1,6 +1,7 @@
 """Make the channels-last QONNX test exports with the real tools: QKeras -> qonnx.converters.from_keras.
 
     TF_USE_LEGACY_KERAS=1 /tmp/tfvenv/bin/python tests/exports/make_qkeras.py [OUT_DIR]
+    .venv/bin/python tests/exports/make_qkeras.py --ch-last [OUT_DIR]     (then: the channels-last forms)
 
 writes tests/data/exports/channels_last/qkeras_{conv,branch,unet}.onnx (deterministic: seeded weights,
 no training). Needs a venv apart from the project's (TensorFlow pins protobuf / onnx versions of its own):
@@ -30,6 +31,41 @@ import os
 import sys
 from pathlib import Path
 
+OUT = Path(__file__).resolve().parents[1] / "data" / "exports" / "channels_last"
+
+
+def make_ch_last(out: Path):
+    """qkeras_*_ch_last.onnx: the exports through qonnx 1.0.0's ConvertToChannelsLastAndClean, the form of
+    hls4ml's *_ch_last.onnx test models (Conv / MaxPool in the qonnx.custom_op.channels_last domain on N,H,W,C
+    tensors). Runs in the project's venv (no TensorFlow): `python tests/exports/make_qkeras.py --ch-last`."""
+    import random
+    import warnings
+
+    from onnx import helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
+    from qonnx.util.cleanup import cleanup_model
+
+    for name in ("qkeras_conv", "qkeras_branch", "qkeras_unet"):
+        random.seed(0)   # qonnx names new tensors with random strings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = cleanup_model(ModelWrapper(str(out / f"{name}.onnx")))
+            # the channels-last Conv / MaxPool need these attributes written out (tf2onnx leaves defaults out)
+            for n in m.graph.node:
+                have = {a.name for a in n.attribute}
+                for key, val in (("pads", [0, 0, 0, 0]), ("strides", [1, 1]), ("dilations", [1, 1]), ("group", 1)):
+                    if n.op_type in ("Conv", "MaxPool") and key not in have and (key != "group" or n.op_type == "Conv"):
+                        n.attribute.append(helper.make_attribute(key, val))
+            m = m.transform(ConvertToChannelsLastAndClean(make_input_channels_last=False))
+        m.save(str(out / f"{name}_ch_last.onnx"))
+        print(out / f"{name}_ch_last.onnx")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--ch-last"]:
+    make_ch_last(Path(sys.argv[2]) if len(sys.argv) > 2 else OUT)
+    sys.exit(0)
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -42,7 +78,6 @@ from qkeras import QActivation, QConv2D, QDense
 from qonnx.converters import from_keras
 
 L = tf.keras.layers
-OUT = Path(__file__).resolve().parents[1] / "data" / "exports" / "channels_last"
 
 
 def qbits(bits, integer=0):
