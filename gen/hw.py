@@ -290,6 +290,23 @@ def _one_increasing_map(design: Design) -> bool:
     return ab is not None and len(set(ab[0])) == 1 and len(set(ab[1])) == 1 and ab[0][0] > 0
 
 
+def _split_requant(design: Design, cat: L.Concat, rq: L.Requant | None) -> L.Requant | None:
+    """The threshold requantiser after `cat` when it is one per-tensor function on each input's channels (and
+    not one for all: that stays a single lookup table after the concat), every input at most 8 bits."""
+    if rq is None or rq.thresholds is None or _per_tensor(rq):
+        return None
+    t = np.asarray(rq.thresholds)
+    neg = np.asarray(rq.negate, dtype=bool).reshape(-1)
+    c0 = 0
+    for name in cat.inputs:
+        ti = design.tensors[name]
+        rows, n = t[c0:c0 + ti.channels], neg[c0:c0 + ti.channels]
+        if ti.bits > 8 or not (np.all(rows == rows[:1]) and np.all(n == n[:1])):
+            return None
+        c0 += ti.channels
+    return rq
+
+
 def _per_tensor(rq: L.Requant) -> bool:
     t = np.asarray(rq.thresholds)
     neg = np.asarray(rq.negate, dtype=bool).reshape(-1)
@@ -421,10 +438,25 @@ def build_hw_graph(design: Design, dma_bits: int = 64, runtime_weights: bool = F
                                                          B_BITS=xs[1].bits), requant=rq.name if rq else None))
             continue
         if isinstance(layer, L.Concat):
-            out = _stream(design, layer.output)
-            # every input re-encoded in the output's encoding (widths and signedness may differ); the kernel
-            # joins two streams, so n inputs become a chain of n - 1 kernels, each appending one input
-            xs = [recode(s, out, f"{layer.name}_recode{i}") for i, s in enumerate(ins)]
+            rq = _split_requant(design, layer, fusable_requant(layer.output))
+            out = _stream(design, rq.output if rq is not None else layer.output)
+            if rq is not None:
+                # the per-channel quantiser after the concat moves in front of it: one lookup table per input
+                # (each input's channels share one threshold row), cheaper than recoding every input to a common
+                # width and thresholding the concatenated stream per channel
+                fused.add(rq.name)
+                c0 = np.cumsum([0] + [s.channels for s in ins])
+                xs = []
+                for i, s in enumerate(ins):
+                    xs.append(StreamInfo(f"{layer.name}__q{i}", s.shape, out.bits, out.signed, out.bipolar,
+                                         lo=out.lo, hi=out.hi))
+                    nodes.append(HwNode(f"{layer.name}_rq{i}", "lut_act", (rq.name,), (s,), xs[-1],
+                                        dict(CHANNELS=s.channels, RECODE=0, A_BITS=s.bits, O_BITS=out.bits,
+                                             CH0=int(c0[i])), requant=rq.name))
+            else:
+                # every input re-encoded in the output's encoding (widths and signedness may differ)
+                xs = [recode(s, out, f"{layer.name}_recode{i}") for i, s in enumerate(ins)]
+            # the kernel joins two streams: n inputs become a chain of n - 1 kernels, each appending one input
             h, w, _ = out.shape
             acc = xs[0]
             for i, b in enumerate(xs[1:], 1):

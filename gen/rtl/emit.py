@@ -199,9 +199,11 @@ def render_node(node: HwNode, design: Design, pe: int, simd: int, ins: list[Enc]
             ys = vals
             o = Enc(out.bits, out.signed, out.bipolar)
         else:
-            c = node.inputs[0].channels  # per-tensor function: evaluate every input value on every channel
+            # per-tensor function: evaluate every input value on every channel (CH0: the first of this node's
+            # channels among the requantiser's, when it serves one input of a concat - hw.py)
+            c = np.asarray(rq.thresholds).shape[0] if "CH0" in p else node.inputs[0].channels
             arr = np.ascontiguousarray(np.broadcast_to(vals[None, None, :, None], (1, 1, len(vals), c)))
-            ys = run_layer(rq, [arr])[0, 0, :, 0]
+            ys = run_layer(rq, [arr])[0, 0, :, p.get("CH0", 0)]
             o = out_enc
         table = (ys > 0).astype(np.int64) if o.bipolar else ys
         raw_in = x.bipolar
