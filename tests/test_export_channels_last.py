@@ -24,7 +24,12 @@ from onnx import helper
 from gen.frontend import load_design
 from gen.frontend.channels_last import to_channels_first
 from gen.golden.check import check, sample_inputs
-from tests.modelgen.channels_last import CHANNELS_LAST_KINDS, channels_last_model
+from tests.modelgen.channels_last import (
+    CHANNELS_LAST_KINDS,
+    QONNX_CHANNELS_LAST_KINDS,
+    channels_last_model,
+    qonnx_channels_last_model,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "tests" / "data" / "exports" / "channels_last"
@@ -116,6 +121,30 @@ def test_random_channels_last(kind, tmp_path):
         assert all(helper.get_attribute_value(a) == 1 for nd in loaded.model.graph.node if nd.op_type == "Concat"
                    for a in nd.attribute if a.name == "axis")
     assert "Transpose" in ops
+
+
+def _random_chl_case(kind, seed, tmp_path, n=6):
+    gm = qonnx_channels_last_model(kind, np.random.default_rng(seed))
+    assert any(nd.domain == "qonnx.custom_op.channels_last" for nd in gm.model.graph.node)
+    path = tmp_path / f"{kind}_{seed}.onnx"
+    onnx.save(gm.model, path)
+    loaded, design = load_design(path)
+    x = gm.sample(n, np.random.default_rng(seed + 1))
+    # Transposes around standard ops == qonnx's own execution of its channels-last ops, bit for bit
+    assert np.array_equal(_qonnx_exec(loaded.model, x), _qonnx_exec(gm.model, x))
+    _gen_check(loaded, design, x)
+
+
+@pytest.mark.parametrize("kind", QONNX_CHANNELS_LAST_KINDS)
+def test_random_qonnx_channels_last_ops(kind, tmp_path):
+    _random_chl_case(kind, 11, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", QONNX_CHANNELS_LAST_KINDS)
+@pytest.mark.parametrize("seed", range(8))
+def test_random_qonnx_channels_last_sweep(kind, seed, tmp_path):
+    _random_chl_case(kind, 200 + seed, tmp_path)
 
 
 @pytest.mark.slow

@@ -12,7 +12,13 @@ See the docstrings of qonnx_models.py and ort_models.py for the kinds.
 """
 
 from .bipolar_out import BIPOLAR_OUT_KINDS, bipolar_out_model
-from .channels_last import CHANNELS_LAST_KINDS, channels_last_model, channels_last_models
+from .channels_last import (
+    CHANNELS_LAST_KINDS,
+    QONNX_CHANNELS_LAST_KINDS,
+    channels_last_model,
+    channels_last_models,
+    qonnx_channels_last_model,
+)
 from .common import FLAVOURS, GenModel, InputGrid, reference_run
 from .ort_models import QDQ_KINDS, QOP_KINDS, qdq_model, qdq_models, qop_model, qop_models
 from .qonnx_models import QONNX_INPUT_KINDS, QONNX_KINDS, qonnx_model, qonnx_models
@@ -23,6 +29,8 @@ __all__ = [
     "CHANNELS_LAST_KINDS",
     "channels_last_model",
     "channels_last_models",
+    "QONNX_CHANNELS_LAST_KINDS",
+    "qonnx_channels_last_model",
     "FLAVOURS",
     "GenModel",
     "InputGrid",

@@ -14,6 +14,10 @@ Kinds (CHANNELS_LAST_KINDS):
 - `cl_branch`     two conv branches -> Concat(axis 3 | -1) -> conv -> head
 - `cl_unet`       max-pool down, conv, nearest Resize (1, 2, 2, 1) up, Concat skip connection, 1x1 conv:
                   per-pixel N,H,W,K output
+
+QONNX_CHANNELS_LAST_KINDS (`qonnx_channels_last_model`): random QONNX models (qonnx_models kinds conv, depthwise,
+concat, resize and cl_unet above) put through qonnx's ConvertToChannelsLastAndClean, as hls4ml's *_ch_last.onnx
+test models are: Conv / MaxPool in the qonnx.custom_op.channels_last domain on N,H,W,C tensors.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from .common import QONNX_DOMAIN, GenModel, InputGrid, conv_geometry, rand_scale
 from .qonnx_models import _max_int, _min_int, _Net
 
 CHANNELS_LAST_KINDS = ["cl_conv", "cl_separable", "cl_branch", "cl_unet"]
+QONNX_CHANNELS_LAST_KINDS = ["chl_conv", "chl_separable", "chl_branch", "chl_unet"]
 
 TO_NCHW = [0, 3, 1, 2]
 TO_NHWC = [0, 2, 3, 1]
@@ -170,3 +175,38 @@ def channels_last_models(kinds=None):
 
     return st.builds(lambda kind, seed: channels_last_model(kind, np.random.default_rng(seed)),
                      st.sampled_from(list(kinds or CHANNELS_LAST_KINDS)), st.integers(0, 2**32 - 1))
+
+
+_CHL_SOURCES = {"chl_conv": "conv", "chl_separable": "depthwise", "chl_branch": "concat", "chl_unet": "cl_unet"}
+
+
+def qonnx_channels_last_model(kind: str, rng: np.random.Generator) -> GenModel:
+    """A random model (see QONNX_CHANNELS_LAST_KINDS) through qonnx's ConvertToChannelsLastAndClean."""
+    import random
+    import warnings
+
+    from onnx import helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
+    from qonnx.util.cleanup import cleanup_model
+
+    from .qonnx_models import qonnx_model
+
+    src = _CHL_SOURCES[kind]
+    gm = channels_last_model(src, rng) if src in _KINDS else qonnx_model(src, rng)
+    m = ModelWrapper(gm.model)
+    for vi in list(m.graph.input) + list(m.graph.output):
+        vi.type.tensor_type.shape.dim[0].dim_value = 1
+    random.seed(int(rng.integers(2**31)))   # qonnx names new tensors with random strings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = cleanup_model(m)
+        for n in m.graph.node:   # the channels-last ops need these attributes written out
+            have = {a.name for a in n.attribute}
+            for key, val in (("pads", [0, 0, 0, 0]), ("strides", [1, 1]), ("dilations", [1, 1]), ("group", 1)):
+                if n.op_type in ("Conv", "MaxPool") and key not in have and (key != "group" or n.op_type == "Conv"):
+                    n.attribute.append(helper.make_attribute(key, val))
+        m = m.transform(ConvertToChannelsLastAndClean(make_input_channels_last=False))
+    gm.model, gm.kind = m.model, kind
+    gm._cache.clear()
+    return gm
