@@ -6,7 +6,8 @@ What `brevitas.export.export_onnx_qcdq` writes (tests/exports/make_brevitas.py m
   -> Transpose (TorchScript's Linear without bias: MatMul(x, Transpose(W))), or a weight stored in another layout
   (per-channel axis following it) and brought to OIHW / (K, N) by Transpose or Reshape after the DequantizeLinear;
 - the classifier input as Flatten, Reshape([0, -1]) / Reshape([-1, K]) (torch.flatten / x.view in the dynamo
-  and TorchScript exporters), a channels-last Transpose(0, 2, 3, 1) before the flattening Reshape, Squeeze of a
+  and TorchScript exporters; x.view(x.size(0), -1) with a dynamic batch as Shape -> Gather -> Unsqueeze -> Concat
+  -> Reshape), a channels-last Transpose(0, 2, 3, 1) before the flattening Reshape, Squeeze of a
   global pool; the Flatten sometimes between QuantizeLinear and Clip / DequantizeLinear (on the codes);
 - between two Linear layers, Reshape / Unsqueeze / Squeeze / Flatten round trips of the 1-D activation.
 Random shapes, 2..8-bit weights and activations, per-tensor or per-channel weight scales, float or Int32 bias.
@@ -89,10 +90,15 @@ def _flatten(h: _HNet, x):
             x = _qcdq_act(h, x, abits, signed=False)
             return b.op("Squeeze", [x, b.const(np.array([2, 3], np.int64), "axes", np.int64)])
         return _flat_act(h, x, abits, signed=False)
-    style = h.pick(["flatten", "reshape0", "reshape_k", "channels_last"])
+    style = h.pick(["flatten", "reshape0", "reshape_k", "channels_last", "view"])
     h.log("classifier input", style)
     if style == "flatten":
         return b.op("Flatten", [x], axis=1)
+    if style == "view":  # TorchScript's x.view(x.size(0), -1) with a dynamic batch axis
+        n = b.op("Gather", [b.op("Shape", [x]), b.const(np.array(0, np.int64), "zero", np.int64)], axis=0)
+        n = b.op("Unsqueeze", [n, b.const(np.array([0], np.int64), "axes", np.int64)])
+        target = b.op("Concat", [n, b.const(np.array([-1], np.int64), "minus_one", np.int64)], axis=0)
+        return b.op("Reshape", [x, target])
     if style == "channels_last":
         x = b.op("Transpose", [x], perm=[0, 2, 3, 1])
     # [-1, K] is what the exporters write for a fixed batch of 1 ([1, K]) with the batch left free

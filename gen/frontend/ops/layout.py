@@ -1,4 +1,4 @@
-"""Layout ops (Identity, Dropout, Cast, Transpose, Reshape, Flatten, Squeeze, Unsqueeze): they move the
+"""Layout ops (Identity, Dropout, Cast, Shape, Transpose, Reshape, Flatten, Squeeze, Unsqueeze): they move the
 index map that says where each ONNX element lives in the IR stream; no layer is emitted.
 
 On a quantised constant (weights quantised in the graph, e.g. Brevitas QCDQ's DequantizeLinear -> Transpose
@@ -12,7 +12,7 @@ import onnx
 
 from ...errors import node_error
 from ..common import node_attrs
-from ..values import Lin, QConst, Raw
+from ..values import Const, Lin, QConst, Raw
 
 
 class LayoutOps:
@@ -72,6 +72,15 @@ class LayoutOps:
             self.values[node.output[0]] = v  # the chain's float32 replay casts first
             return
         raise node_error(node, f"Cast to {onnx.TensorProto.DataType.Name(to)} is not supported here")
+
+    def op_Shape(self, node):
+        """The shape of an activation as a constant, batch axis 1: gen streams one frame at a time, and the
+        exporters read it only to rebuild the batch axis (TorchScript's x.view(x.size(0), -1) with a dynamic batch:
+        Shape -> Gather -> Unsqueeze -> Concat -> Reshape, folded as constants from here on)."""
+        v = self.values.get(node.input[0])
+        shape = list(v.codes.shape) if isinstance(v, QConst) else [1] + list(self._index(node).shape)
+        a = node_attrs(node)
+        self.values[node.output[0]] = Const(np.array(shape[slice(a.get("start", 0), a.get("end"))], np.int64))
 
     def op_Transpose(self, node):
         if self._moved_qconst(node):
