@@ -5,8 +5,8 @@ committed under tests/data/exports/brevitas/): 8 / 4 / 2 bits (QCDQ narrows with
 per-channel weight scales, float and Int32 bias, both torch exporters (dynamo, TorchScript), Linear with bias
 (Gemm) and without (MatMul of a Transposed Q/C/DQ weight), QuantIdentity first. Each converts, `gen check`
 finds no unexplained mismatch, and the design lowers to the zybo-z7 hardware graph and folds. A quantised
-constant through a layout op keeps its per-channel parameters with their channel; what cannot be moved is one
-clear error line.
+constant through a layout op keeps its per-channel parameters with their channel (scales a Transpose puts on a
+MatMul's input axis are one clear error line, not read along the wrong axis).
 Slow: the RTL of a VGG-like QCDQ export equals the golden model (`python -m gen` + `make -C OUT/sim sim`), and
 the exports regenerate with Brevitas when it is importable.
 """
