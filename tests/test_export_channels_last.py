@@ -70,9 +70,9 @@ def test_qonnx_channels_last_ops(name):
     assert any(nd.domain == "qonnx.custom_op.channels_last" for nd in original.graph.node)
     loaded, design = load_design(path)
     assert not any(nd.domain == "qonnx.custom_op.channels_last" for nd in loaded.model.graph.node)
-    x = sample_inputs(design, 12, np.random.default_rng(4))
+    x = sample_inputs(design, 8, np.random.default_rng(4))
     _gen_check(loaded, design, x)
-    assert np.array_equal(_qonnx_exec(loaded.model, x), _qonnx_exec(original, x))
+    assert np.array_equal(_qonnx_exec(loaded.model, x[:4]), _qonnx_exec(original, x[:4]))
 
 
 def _qonnx_exec(model, x):
