@@ -23,7 +23,7 @@ SEED = 4242
 
 @dataclass(frozen=True)
 class Config:
-    net: str              # tfc | cnv
+    net: str              # tfc (input 1x6x6) | cnv (input 1x10x10)
     head: str = "none"    # none | argmax | topk1 | topk3
     last: str = "identity"  # identity (QuantIdentity) | hardtanh (QuantHardTanh): the final bipolar activation
     bipolar_input: bool = False  # tfc: the input binarised too (else an 8-bit input quantiser)
@@ -84,7 +84,7 @@ def build(cfg: Config):
             super().__init__()
             self.inp = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
             self.body = nn.Sequential(conv(1, 8), nn.BatchNorm2d(8), bip(), nn.MaxPool2d(2))
-            self.fc = nn.Sequential(linear(8 * 2 * 2, 10), nn.BatchNorm1d(10), bip(cfg.last == "hardtanh"))
+            self.fc = nn.Sequential(linear(8 * 4 * 4, 10), nn.BatchNorm1d(10), bip(cfg.last == "hardtanh"))
             self.head = Head()
 
         def forward(self, x):
@@ -93,7 +93,11 @@ def build(cfg: Config):
     return {"tfc": TFC, "cnv": CNV}[cfg.net]()
 
 
-def calibrate(model, seed: int):
+def input_hw(cfg: Config) -> int:
+    return 10 if cfg.net == "cnv" else 6
+
+
+def calibrate(model, seed: int, hw: int):
     """Training-mode passes on seeded random inputs (BatchNorm running statistics), then random BatchNorm affine
     parameters with some negative gammas (a trained BNN's last BatchNorm flips classes too)."""
     import torch
@@ -108,7 +112,7 @@ def calibrate(model, seed: int):
     model.train()
     with torch.no_grad():
         for _ in range(20):
-            model(torch.rand(16, 1, 6, 6, generator=g) * 2 - 1)
+            model(torch.rand(16, 1, hw, hw, generator=g) * 2 - 1)
     model.eval()
 
 
@@ -118,9 +122,10 @@ def export(name: str, cfg: Config, out_dir: Path) -> Path:
 
     torch.manual_seed(SEED)
     model = build(cfg)
-    calibrate(model, SEED)
+    hw = input_hw(cfg)
+    calibrate(model, SEED, hw)
     path = out_dir / f"{name}.onnx"
-    export_qonnx(model, args=torch.rand(1, 1, 6, 6) * 2 - 1, export_path=str(path), dynamo=False)
+    export_qonnx(model, args=torch.rand(1, 1, hw, hw) * 2 - 1, export_path=str(path), dynamo=False)
     return path
 
 
