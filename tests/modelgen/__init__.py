@@ -20,6 +20,7 @@ from .channels_last import (
     qonnx_channels_last_model,
 )
 from .common import FLAVOURS, GenModel, InputGrid, reference_run
+from .concats import CONCAT_KINDS, concat_model, concat_models
 from .ort_models import QDQ_KINDS, QOP_KINDS, qdq_model, qdq_models, qop_model, qop_models
 from .qonnx_models import QONNX_INPUT_KINDS, QONNX_KINDS, qonnx_model, qonnx_models
 
@@ -31,6 +32,9 @@ __all__ = [
     "channels_last_models",
     "QONNX_CHANNELS_LAST_KINDS",
     "qonnx_channels_last_model",
+    "CONCAT_KINDS",
+    "concat_model",
+    "concat_models",
     "FLAVOURS",
     "GenModel",
     "InputGrid",
