@@ -39,7 +39,7 @@ NAMES = ["qkeras_conv", "qkeras_branch", "qkeras_unet"]
 def _gen_check(loaded, design, x):
     rep = check(design, loaded.model, x)
     assert rep.unexplained == 0, {k: (s.unexplained, s.examples) for k, s in rep.layers.items()}
-    assert rep.argmax_agree == rep.argmax_total
+    assert rep.argmax_unexplained == 0   # an arg-max differing only where the scores are a proven near-tie
     return rep
 
 
