@@ -130,11 +130,11 @@ def test_head_refusals(op, shape, attrs, msg, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ slow: RTL
 
-def _rtl(design, tmp_path):
+def _rtl(design, tmp_path, folding="auto"):
     """RTL == golden in Verilator; a GenError fails here (test_accel_e2e.check_design skips "not supported")."""
     from tests.test_accel_e2e import check_design, generate
-    generate(design, tmp_path / "first")
-    check_design(design, tmp_path)
+    generate(design, tmp_path / "first", folding)
+    check_design(design, tmp_path, folding)
 
 
 @pytest.mark.slow
@@ -162,8 +162,10 @@ def test_generated_rtl(flavour, kind, seed, tmp_path):
     gm = bipolar_out_model(flavour, kind, np.random.default_rng(seed))
     onnx.save(gm.model, tmp_path / "m.onnx")
     design = load_design(tmp_path / "m.onnx")[1]
-    assert (design.output != design.scores) == (kind != "bipolar_out" and seed != 101)
-    _rtl(design, tmp_path)
+    assert (design.output != design.scores) == (kind != "bipolar_out" and (kind, seed) != ("bipolar_topk", 101))
+    # PE = SIMD = 1: these nets are tiny, and at their fastest folds (3-cycle frames) the output adapter's
+    # per-frame overhead alone exceeds the interval check's 5 % (qop coded_head 106: 9 cycles vs 3)
+    _rtl(design, tmp_path, folding="default")
 
 
 @pytest.mark.slow
