@@ -100,19 +100,59 @@ def test_random_concat(flavour, kind):
         assert any("folded into its integer weights" in n for n in d.notes), d.notes
 
 
+DOM = "qonnx.custom_op.general"
+
+
+def _quant(x, scale, y):
+    return helper.make_node("Quant", [x, scale, "z", "b"], [y], domain=DOM, signed=1, narrow=0,
+                            rounding_mode="ROUND", name=y)
+
+
+def _qonnx(nodes, scales, out_shape, extra=()):
+    inits = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in
+             (*scales.items(), ("z", 0.0), ("b", 8.0))] + list(extra)
+    g = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(DOM, 1)],
+                             ir_version=8)
+
+
 def _qonnx_relu_after_quant():
     """Concat of a quantised tensor and Relu(quantised tensor): the second is no plain quantised tensor."""
-    dom = "qonnx.custom_op.general"
-    inits = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in
-             (("s1", 0.1), ("s2", 0.07), ("z", 0.0), ("b", 8.0))]
-    nodes = [helper.make_node("Quant", ["x", "s1", "z", "b"], ["q1"], domain=dom, signed=1, name="q1"),
-             helper.make_node("Quant", ["x", "s2", "z", "b"], ["q2"], domain=dom, signed=1, name="q2"),
+    nodes = [_quant("x", "s0", "q0"), _quant("q0", "s1", "q1"), _quant("q0", "s2", "q2"),
              helper.make_node("Relu", ["q2"], ["r2"], name="relu"),
              helper.make_node("Concat", ["q1", "r2"], ["y"], axis=1, name="cat")]
-    g = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])], inits)
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(dom, 1)],
-                             ir_version=8)
+    return _qonnx(nodes, {"s0": 0.05, "s1": 0.1, "s2": 0.07}, [1, 4, 3, 3])
+
+
+def _qonnx_cat_conv(s1, s2):
+    """Two requantisers of the quantised input (scales s1, s2), concatenated, read by a 1x1 Conv directly."""
+    nodes = [_quant("x", "s0", "q0"), _quant("q0", "s1", "q1"), _quant("q0", "s2", "q2"),
+             helper.make_node("Concat", ["q1", "q2"], ["c"], axis=1, name="cat"),
+             _quant("w", "one", "wq"),
+             helper.make_node("Conv", ["c", "wq"], ["y"], kernel_shape=[1, 1], name="conv")]
+    return _qonnx(nodes, {"s0": 0.05, "s1": s1, "s2": s2, "one": 1.0}, [1, 2, 3, 3],
+                  [numpy_helper.from_array(np.ones((2, 4, 1, 1), np.float32), "w")])
+
+
+def test_weight_factors_exact_ratio():
+    """Scales 0.1 and 0.07 (float32): the Conv's weights carry the exact integer ratio of the two."""
+    m = prepare(_qonnx_cat_conv(0.1, 0.07), "qonnx")
+    d = lower(Loaded(m, "qonnx", "t", None))
+    conv = next(la for la in d.layers if isinstance(la, L.Conv))
+    w = np.asarray(conv.weight)
+    k1, k2 = int(w[0, 0, 0, 0]), int(w[0, 0, 0, 2])
+    from fractions import Fraction
+    assert Fraction(k1, k2) == Fraction(float(np.float32(0.1))) / Fraction(float(np.float32(0.07)))
+    x = (np.random.default_rng(0).integers(-128, 128, (4, 2, 3, 3)) * np.float32(0.05)).astype(np.float32)
+    rep = check(d, m, x)
+    assert rep.unexplained == 0
+
+
+def test_refuses_scale_ratio_beyond_62_bits():
+    m = prepare(_qonnx_cat_conv(1.0, float(np.float32(2.0 ** -70 * (1 + 2.0 ** -23)))), "qonnx")
+    with pytest.raises(UnsupportedError, match="op Conv.*no exact integer ratio.*Quantise the Concat output"):
+        lower(Loaded(m, "qonnx", "t", None))
 
 
 def test_refuses_non_affine_input_clearly():
