@@ -206,7 +206,13 @@ def qonnx_channels_last_model(kind: str, rng: np.random.Generator) -> GenModel:
             for key, val in (("pads", [0, 0, 0, 0]), ("strides", [1, 1]), ("dilations", [1, 1]), ("group", 1)):
                 if n.op_type in ("Conv", "MaxPool") and key not in have and (key != "group" or n.op_type == "Conv"):
                     n.attribute.append(helper.make_attribute(key, val))
-        m = m.transform(ConvertToChannelsLastAndClean(make_input_channels_last=False))
+        # an N,C,H,W source may get an N,H,W,C input too (a Transpose behind it), as hls4ml's models have
+        nhwc_input = len(gm.input_shape) == 4 and src not in _KINDS and bool(rng.random() < 0.5)
+        m = m.transform(ConvertToChannelsLastAndClean(make_input_channels_last=nhwc_input))
+    if nhwc_input:
+        n, c, h, w = gm.input_shape
+        gm.input_shape = (n, h, w, c)
     gm.model, gm.kind = m.model, kind
+    gm.info["nhwc_input"] = nhwc_input
     gm._cache.clear()
     return gm
