@@ -7,7 +7,7 @@ per-channel weight scales, float and Int32 bias, both torch exporters (dynamo, T
 finds no unexplained mismatch, and the design lowers to the zybo-z7 hardware graph and folds. A quantised
 constant through a layout op keeps its per-channel parameters with their channel (scales a Transpose puts on a
 MatMul's input axis are one clear error line, not read along the wrong axis).
-Slow: the RTL of a VGG-like QCDQ export equals the golden model (`python -m gen` + `make -C OUT/sim sim`), and
+Slow: the RTL of two VGG-like and one ResNet-like QCDQ export equals the golden model (`python -m gen` + `make -C OUT/sim sim`), and
 the exports regenerate with Brevitas when it is importable.
 """
 
@@ -166,7 +166,7 @@ def test_moved_weight_scale_along_inputs_refused():
 
 # ---------------------------------------------------------------------------------------------------- slow
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["vgg_w8a8_dynamo", "vgg_w2a2_ts"])
+@pytest.mark.parametrize("name", ["vgg_w8a8_dynamo", "vgg_w2a2_ts", "resnet_w8a8_shared_dynamo"])
 def test_rtl_equals_golden(name, tmp_path):
     """`python -m gen` then `make -C OUT/sim sim`: 32 random frames (+4) through Verilator == golden."""
     out = tmp_path / "out"
