@@ -4,6 +4,7 @@ requantiser of the mean."""
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -221,7 +222,18 @@ class PoolOps:
             raise node_error(node, "Resize needs constant scales or sizes")
         if any(x != int(x) or x < 1 for x in f):
             raise node_error(node, f"Resize by {f}: only integer upsampling factors are supported")
+        if scales is not None and (float(scales[0]) != 1 or float(scales[1]) != 1):
+            raise node_error(node, "Resize of the batch or channel axis is not supported")
         f = (int(f[0]), int(f[1]))
+        ctm = attr_str(at.get("coordinate_transformation_mode", "half_pixel"))
+        rounding = attr_str(at.get("nearest_mode", "round_prefer_floor"))
+        for n_in, k in zip(t.shape[:2], f):
+            src = nearest_source(ctm, rounding, n_in, k)
+            if src is None or src != [i // k for i in range(n_in * k)]:
+                raise node_error(node, f"nearest Resize with coordinate_transformation_mode={ctm} and "
+                                       f"nearest_mode={rounding} does not repeat each pixel {k} times",
+                                 "Export with mode nearest, nearest_mode floor and coordinate_transformation_mode "
+                                 "asymmetric (or the defaults)")
         self._upsample(node, lin, t, f)
 
     def op_Upsample(self, node):
@@ -236,3 +248,35 @@ class PoolOps:
         self.design.add_layer(Upsample(name=self.fresh("upsample"), inputs=(t.name,), output=out.name, factor=f,
                                        onnx_nodes=(node.name,)))
         self.values[node.output[0]] = Lin(out.name, canonical_index(shape, 3), list(lin.ops))
+
+
+def nearest_source(ctm: str, rounding: str, n_in: int, k: int) -> list[int] | None:
+    """The input index ONNX's nearest Resize reads for each output index (upsampling by the integer k), in exact
+    arithmetic, as the ONNX operator definition gives it; None for a mode gen does not know (refused)."""
+    n_out = n_in * k
+    out = []
+    for i in range(n_out):
+        if ctm in ("half_pixel", "half_pixel_symmetric"):   # symmetric == half_pixel when n_out = n_in * k
+            x = Fraction(2 * i + 1, 2 * k) - Fraction(1, 2)
+        elif ctm == "pytorch_half_pixel":
+            x = Fraction(2 * i + 1, 2 * k) - Fraction(1, 2) if n_out > 1 else Fraction(0)
+        elif ctm == "align_corners":
+            x = Fraction(i * (n_in - 1), n_out - 1) if n_out > 1 else Fraction(0)
+        elif ctm == "asymmetric":
+            x = Fraction(i, k)
+        else:
+            return None
+        fl = math.floor(x)
+        half = x - fl == Fraction(1, 2)
+        if rounding == "floor":
+            j = fl
+        elif rounding == "ceil":
+            j = math.ceil(x)
+        elif rounding == "round_prefer_floor":
+            j = fl if half else round(x)
+        elif rounding == "round_prefer_ceil":
+            j = fl + 1 if half else round(x)
+        else:
+            return None
+        out.append(min(max(int(j), 0), n_in - 1))
+    return out
