@@ -262,3 +262,15 @@ def test_message_names_onnxruntime_node_from_its_text():
            "Status Message: \n bad")
     assert third_party_message("onnxruntime run", RuntimeError(msg)) == \
         "onnxruntime run failed on node 'conv_7' (op Conv): RuntimeError: " + " ".join(msg.split())
+
+
+def test_nchw_input_with_a_small_last_axis_stays_nchw():
+    """N,C,H,W = 1,15,12,4 read by a Conv: ONNX defines Conv on N,C,H,W, so the small last axis is the width, not
+    the channels of an NHWC image (the guess that serves channels-last exports must not apply here)."""
+    gm = qdq_model("conv", np.random.default_rng(35))
+    assert [d.dim_value for d in gm.model.graph.input[0].type.tensor_type.shape.dim][1:] == [15, 12, 4]
+    m = prepare(gm.model, "qdq")
+    d = lower(Loaded(m, "qdq", "narrow", None))
+    assert d.tensors[d.input].shape == (12, 4, 15)
+    rep = check(d, m, gm.sample(4, np.random.default_rng(0)))
+    assert rep.unexplained == 0

@@ -14,14 +14,17 @@ from gen.errors import GenError
 from gen.frontend import Loaded, lower, prepare
 from gen.frontend.ops.pool import nearest_source
 
-CTMS = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric"]
+CTMS = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
+        "tf_half_pixel_for_nn"]
 ROUNDINGS = ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]
 
 
 def _resize_graph(n_in, k, ctm, rounding, quantised=False):
+    opset = 11 if ctm == "tf_half_pixel_for_nn" else 19
     attrs = dict(mode="nearest", coordinate_transformation_mode=ctm, nearest_mode=rounding)
     scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 1, float(k)])
-    nodes, inits = [], [scales]
+    roi = helper.make_tensor("roi", TensorProto.FLOAT, [0], [])
+    nodes, inits = [], [scales, roi]
     x = "x"
     if quantised:
         inits += [helper.make_tensor("s", TensorProto.FLOAT, [], [0.5]),
@@ -29,7 +32,7 @@ def _resize_graph(n_in, k, ctm, rounding, quantised=False):
         nodes += [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
                   helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"])]
         x = "xd"
-    nodes.append(helper.make_node("Resize", [x, "", "scales"], ["r"], **attrs))
+    nodes.append(helper.make_node("Resize", [x, "roi" if opset == 11 else "", "scales"], ["r"], **attrs))
     out = "r"
     if quantised:
         nodes += [helper.make_node("QuantizeLinear", ["r", "s", "z"], ["y"])]
@@ -37,7 +40,7 @@ def _resize_graph(n_in, k, ctm, rounding, quantised=False):
     g = helper.make_graph(nodes, "resize", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 1, n_in])],
                           [helper.make_tensor_value_info(out, TensorProto.UINT8 if quantised else TensorProto.FLOAT,
                                                          [1, 1, 1, n_in * k])], initializer=inits)
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
 
 
 @pytest.mark.parametrize("ctm,rounding", list(itertools.product(CTMS, ROUNDINGS)))
@@ -50,7 +53,8 @@ def test_source_index_equals_onnxruntime(ctm, rounding):
 
 
 @pytest.mark.parametrize("ctm,rounding", [("asymmetric", "floor"), ("half_pixel", "round_prefer_floor"),
-                                          ("asymmetric", "ceil"), ("align_corners", "round_prefer_floor")])
+                                          ("asymmetric", "ceil"), ("align_corners", "round_prefer_floor"),
+                                          ("tf_half_pixel_for_nn", "floor")])
 def test_lowering_accepts_only_pixel_repetition(ctm, rounding):
     m = prepare(_resize_graph(6, 2, ctm, rounding, quantised=True), "qdq")
     repeats = nearest_source(ctm, rounding, 6, 2) == [i // 2 for i in range(12)]

@@ -216,7 +216,7 @@ class Lowering(LayoutOps, QuantOps, ElementwiseOps, MatrixOps, PoolOps, ConcatOp
             first = self.consumers.get(vi.name, [])
             to_nchw = any(n.op_type == "Transpose" and list(node_attrs(n).get("perm", [])) == [0, 3, 1, 2]
                           for n in first)
-            nhwc = to_nchw or (body[2] <= 4 < body[0] and body[1] > 4)
+            nhwc = to_nchw or (body[2] <= 4 < body[0] and body[1] > 4 and not self._reaches_nchw_op(vi.name))
             if nhwc:
                 ir = (body[0], body[1], body[2])
                 index = np.arange(np.prod(ir)).reshape(ir)
@@ -237,6 +237,26 @@ class Lowering(LayoutOps, QuantOps, ElementwiseOps, MatrixOps, PoolOps, ConcatOp
             raise GenError(f"input '{vi.name}': rank {len(shape)} is not supported (use N,C,H,W or N,H,W,C)")
         self.graph_input_index = index
         self.values[vi.name] = Raw(index=index, ir_shape=ir)
+
+    # ops that keep the input's layout (quantisers, element-wise float ops) and ops that read it as N,C,H,W
+    _LAYOUT_KEEPING = {"Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear", "Clip", "Relu", "Mul", "Add",
+                       "Sub", "Div", "Identity", "Cast", "BatchNormalization", "LeakyRelu"}
+    _NCHW_READERS = {"Conv", "QLinearConv", "ConvInteger", "MaxPool", "AveragePool", "GlobalAveragePool",
+                     "QLinearAveragePool", "QLinearGlobalAveragePool", "Resize", "Upsample"}
+
+    def _reaches_nchw_op(self, name: str) -> bool:
+        """True when the input reaches a convolution or pool with no Transpose on the way: ONNX defines those
+        on N,C,H,W, so the input is N,C,H,W whatever its sizes (the small-last-axis guess is for NHWC exports
+        that transpose first, or have no spatial op at all)."""
+        todo, seen = [name], set()
+        while todo:
+            for n in self.consumers.get(todo.pop(), []):
+                if n.op_type in self._NCHW_READERS:
+                    return True
+                if n.op_type in self._LAYOUT_KEEPING and n.name not in seen:
+                    seen.add(n.name)
+                    todo.extend(o for o in n.output if o)
+        return False
 
     def make_input_layer(self, node, raw: Raw, code_ops, lo, hi, *, bipolar=False, scale=None, zp=0, onnx_name=None):
         out = self.new_tensor("input", raw.ir_shape, lo, hi, bipolar=bipolar, scale=scale, zp=zp,

@@ -133,8 +133,6 @@ class _FNet:
         c = self.rint(1, cmax)
         h = self.rint(4, 12)
         w = h if self.rbool(0.7) else self.rint(4, 12)
-        if w <= 4 < min(c, h):
-            w = h  # gen reads C,H,W with W <= 4 < C, H as a QKeras-style N,H,W,C image (lowering.setup_input)
         return self.input((c, h, w))
 
     def act(self, y, act):

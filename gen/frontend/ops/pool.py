@@ -262,6 +262,8 @@ def nearest_source(ctm: str, rounding: str, n_in: int, k: int) -> list[int] | No
             x = Fraction(2 * i + 1, 2 * k) - Fraction(1, 2) if n_out > 1 else Fraction(0)
         elif ctm == "align_corners":
             x = Fraction(i * (n_in - 1), n_out - 1) if n_out > 1 else Fraction(0)
+        elif ctm == "tf_half_pixel_for_nn":   # Resize-11 only
+            x = Fraction(2 * i + 1, 2 * k)
         elif ctm == "asymmetric":
             x = Fraction(i, k)
         else:
