@@ -7,8 +7,8 @@ per-channel weight scales, float and Int32 bias, both torch exporters (dynamo, T
 finds no unexplained mismatch, and the design lowers to the zybo-z7 hardware graph and folds. A quantised
 constant through a layout op keeps its per-channel parameters with their channel (scales a Transpose puts on a
 MatMul's input axis are one clear error line, not read along the wrong axis).
-Slow: the RTL of two VGG-like and one ResNet-like QCDQ export equals the golden model (`python -m gen` + `make -C OUT/sim sim`), and
-the exports regenerate with Brevitas when it is importable.
+Slow: the RTL of two VGG-like and one ResNet-like QCDQ export equals the golden model (`python -m gen` +
+`make -C OUT/sim sim`), and the exports regenerate with Brevitas when it is importable.
 """
 
 from __future__ import annotations
@@ -194,3 +194,32 @@ def test_exports_regenerate(tmp_path):
             assert np.array_equal(numpy_helper.to_array(i), inits[i.name]), (name, i.name)
         _, _, rep = _check(tmp_path / f"{name}.onnx", 16)
         assert rep.unexplained == 0
+
+
+def test_narrowing_clip_keeps_other_uses_wide():
+    """A requantiser (int8) feeds both a Flatten -> QCDQ narrowing Clip(-2, 1) and a plain DequantizeLinear; the two
+    branches meet in an Add. The Clip may be fused into the quantiser only when it is the quantiser's sole use:
+    here the other branch must keep the wide codes (golden == onnxruntime on every frame)."""
+    s = numpy_helper.from_array(np.array(0.05, np.float32), "s")
+    z = numpy_helper.from_array(np.array(0, np.int8), "z")
+    lo, hi = numpy_helper.from_array(np.array(-2, np.int8), "lo"), numpy_helper.from_array(np.array(1, np.int8), "hi")
+    so = numpy_helper.from_array(np.array(0.1, np.float32), "so")
+    s0 = numpy_helper.from_array(np.array(0.02, np.float32), "s0")
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s0", "z"], ["x0"]),   # the input layer
+             helper.make_node("DequantizeLinear", ["x0", "s0", "z"], ["xd"]),
+             helper.make_node("QuantizeLinear", ["xd", "s", "z"], ["q"]),    # a requantiser
+             helper.make_node("Flatten", ["q"], ["qf"]),
+             helper.make_node("Clip", ["qf", "lo", "hi"], ["qc"]),
+             helper.make_node("DequantizeLinear", ["qc", "s", "z"], ["a"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["b4"]),
+             helper.make_node("Flatten", ["b4"], ["b"]),
+             helper.make_node("Add", ["a", "b"], ["sum"]),
+             helper.make_node("QuantizeLinear", ["sum", "so", "z"], ["y"])]
+    g = helper.make_graph(nodes, "narrow2", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 3, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 36])],
+                          initializer=[s0, s, z, lo, hi, so])
+    m = prepare(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), "qdq")
+    d = lower(Loaded(m, "qdq", "narrow2", None))
+    x = (np.random.default_rng(0).integers(-128, 128, size=(16, 1, 4, 3, 3)) * 0.02).astype(np.float32)
+    rep = check_stream(d, m, iter([x.reshape(16, 4, 3, 3)]))
+    assert rep.unexplained == 0 and rep.end_to_end.unexplained == 0

@@ -241,11 +241,28 @@ class QuantOps:
             return
         self.values[node.output[0]] = lin.with_ops([Clip(lo, hi)])
 
+    def _sole_use(self, node, tensor: str) -> bool:
+        """True when `node` is the only use of the IR tensor: every ONNX consumer of a value that maps to it is
+        `node` or a layout op already lowered onto the same tensor, and no layer reads it yet. Only then may a
+        narrowing Clip be fused into the tensor's own requantiser (another use must keep the wide codes)."""
+        if any(tensor in la.inputs for la in self.design.layers):
+            return False
+        for name, v in list(self.values.items()):
+            if not (isinstance(v, Lin) and v.tensor == tensor):
+                continue
+            for n in self.consumers.get(name, []):
+                if n is node:
+                    continue
+                outs = [self.values.get(o) for o in n.output if o]
+                if not outs or not all(isinstance(o, Lin) and o.tensor == tensor and not o.ops for o in outs):
+                    return False
+        return True
+
     def _narrow(self, node, lin, lo, hi):
         t = self.t(lin.tensor)
         prod = self.design.producer(lin.tensor)
         nlo, nhi = max(lo, t.lo), min(hi, t.hi)
-        if isinstance(prod, Requant) and len(self.consumers.get(node.input[0], [])) == 1:
+        if isinstance(prod, Requant) and self._sole_use(node, t.name):
             k0, k1 = nlo - prod.out_lo, nhi - prod.out_lo
             new_t = TensorInfo(**{**t.__dict__, "lo": nlo, "hi": nhi, "onnx_name": node.output[0]})
             self.design.tensors[t.name] = new_t
