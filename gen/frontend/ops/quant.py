@@ -16,6 +16,15 @@ from ..common import MAX_BITS, attr_str, node_attrs
 from ..values import Const, Lin, QConst, Raw
 
 
+class OnnxArith(Arith):
+    """An Arith whose constant still has its ONNX shape (Arith keeps a flat vector): `_chan_op` maps it to one
+    value per IR channel through the tensor's index map, and only plain Arith ops reach the IR."""
+
+    def __init__(self, kind: str, c):
+        super().__init__(kind, c)
+        self.onnx_c = np.asarray(c, dtype=np.float32)
+
+
 class QuantOps:
     """Mixed into gen.frontend.lowering.Lowering (uses its helpers: values, const, requant, new_tensor...)."""
 
@@ -47,12 +56,13 @@ class QuantOps:
         izp = int(round(float(zp)))
         if bipolar:
             lo, hi = -1, 1
-            code_ops = [Arith("div", scale), Arith("add", zp), Sign()]
+            code_ops = [OnnxArith("div", scale), OnnxArith("add", zp), Sign()]
         else:
             from qonnx.custom_op.general.intquant import max_int, min_int
             lo, hi = int(min_int(signed, narrow, bits)), int(max_int(signed, narrow, bits))
-            code_ops = [Arith("div", scale), Arith("add", zp), Clip(lo, hi), Round(mode)]
-        self._emit_quant(node, v, code_ops, lo, hi, bipolar, scale, izp, [Arith("sub", zp), Arith("mul", scale)])
+            code_ops = [OnnxArith("div", scale), OnnxArith("add", zp), Clip(lo, hi), Round(mode)]
+        self._emit_quant(node, v, code_ops, lo, hi, bipolar, scale, izp,
+                         [OnnxArith("sub", zp), OnnxArith("mul", scale)])
 
     @staticmethod
     def _quant_codes(x, scale, zp, bits, signed, narrow, mode):
@@ -82,6 +92,10 @@ class QuantOps:
         self.values[out_name] = Lin(t.name, idx, deq)
 
     def _chan_op(self, node, op, index, channels):
+        """An op of the ONNX graph as an IR op: an ONNX-broadcast constant becomes one value per IR channel."""
+        if isinstance(op, OnnxArith):
+            c = op.onnx_c if op.onnx_c.size > 1 else op.c
+            return Arith(op.kind, self.chan_const(node, c, index, channels) if c.size > 1 else c)
         if isinstance(op, Arith) and op.c.size > 1:
             return Arith(op.kind, self.chan_const(node, op.c, index, channels))
         return op
@@ -95,7 +109,7 @@ class QuantOps:
             self.values[node.output[0]] = QConst(codes=codes, scale=scale, zero_point=np.zeros(1, np.float32),
                                                  real=(codes * scale).astype(np.float32), bits=1, bipolar=True)
             return
-        self._emit_quant(node, v, [Sign()], -1, 1, True, scale, 0, [Arith("mul", scale)])
+        self._emit_quant(node, v, [Sign()], -1, 1, True, scale, 0, [OnnxArith("mul", scale)])
 
     def op_Trunc(self, node):
         a = node_attrs(node)
@@ -110,18 +124,18 @@ class QuantOps:
             signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
             from qonnx.custom_op.general.intquant import max_int, min_int
             lo, hi = int(min_int(signed, narrow, out_bits)), int(max_int(signed, narrow, out_bits))
-            code_ops = [Arith("div", scale), Arith("add", zp), Round("ROUND"), Arith("div", np.float32(trunc)),
-                        Clip(lo, hi), Round(mode)]
+            code_ops = [OnnxArith("div", scale), OnnxArith("add", zp), Round("ROUND"),
+                        OnnxArith("div", np.float32(trunc)), Clip(lo, hi), Round(mode)]
             out_zp = zp / np.float32(trunc)
-            deq = [Arith("sub", out_zp), Arith("mul", out_scale)]
+            deq = [OnnxArith("sub", out_zp), OnnxArith("mul", out_scale)]
             deq_scale = out_scale
         else:
             out_bits = int(self.const(node, 4))
             trunc = float(2.0 ** (in_bits - out_bits))
-            code_ops = [Arith("div", scale), Arith("add", zp), Round("ROUND"), Arith("div", np.float32(trunc)),
-                        Round(mode)]
+            code_ops = [OnnxArith("div", scale), OnnxArith("add", zp), Round("ROUND"),
+                        OnnxArith("div", np.float32(trunc)), Round(mode)]
             lo, hi = -(1 << 40), 1 << 40  # no clip in Trunc v1: the reachable range decides
-            deq = [Arith("sub", zp), Arith("mul", scale)]
+            deq = [OnnxArith("sub", zp), OnnxArith("mul", scale)]
             deq_scale = scale
         if out_bits > MAX_BITS:
             raise node_error(node, f"{out_bits}-bit output: gen supports at most {MAX_BITS} bits")
@@ -180,10 +194,12 @@ class QuantOps:
             return
         if bits > MAX_BITS:
             raise node_error(node, f"{bits}-bit activations: gen supports at most {MAX_BITS} bits")
-        if zp.size != 1:
+        if np.unique(zp).size != 1:   # a per-axis zero point vector of one value is one zero point
             raise node_error(node, "per-channel zero points on activations are not supported")
         izp = int(zp.ravel()[0])
-        code_ops = [Arith("div", scale), Round("ROUND"), Arith("add", np.float32(izp)), Clip(lo, hi)]
+        if scale.size > 1 and isinstance(v, (Raw, Lin)):   # a 1-D per-axis scale: give it the tensor's rank
+            scale = self._axis_shape(scale, axis, v.index.ndim + 1)
+        code_ops = [OnnxArith("div", scale), Round("ROUND"), OnnxArith("add", np.float32(izp)), Clip(lo, hi)]
         if isinstance(v, Raw):
             sc = self.chan_const(node, scale, v.index, v.ir_shape[2])
             t = self.make_input_layer(node, v, [self._chan_op(node, o, v.index, v.ir_shape[2]) for o in code_ops],
@@ -214,8 +230,10 @@ class QuantOps:
         if lin.ops:
             raise node_error(node, "DequantizeLinear of a value that is not an integer tensor")
         C = self.t(lin.tensor).channels
+        rank = lin.index.ndim + 1   # a 1-D per-axis scale / zero point: give it the tensor's rank first
+        zp, scale = (self._axis_shape(a, axis, rank) if a.size > 1 else a for a in (zp.astype(np.float32), scale))
         self.values[node.output[0]] = Lin(lin.tensor, lin.index,
-                                          [Arith("sub", self.chan_const(node, zp.astype(np.float32), lin.index, C)),
+                                          [Arith("sub", self.chan_const(node, zp, lin.index, C)),
                                            Arith("mul", self.chan_const(node, scale, lin.index, C))])
 
     def op_Clip(self, node):
