@@ -11,8 +11,6 @@ the exports regenerate with the real tools.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ from gen.errors import UnsupportedError
 from gen.frontend import Loaded, load, lower, prepare
 from gen.golden.check import check_stream, input_sampler
 from gen.ir import layers as L
+from tests.real_exports import export_script, gen_and_simulate
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "tests" / "data" / "exports" / "avgpool"
@@ -145,24 +144,14 @@ def test_small_means_check(flavour, variant):
 @pytest.mark.parametrize("name", ["avgpool2d_qdq", "avgpool2d_qop", "mean18_qop", "mean13_qdq"])
 def test_rtl_equals_golden(name, tmp_path):
     """`python -m gen` then `make -C OUT/sim sim`: 32 random frames (+4) through Verilator == golden."""
-    out = tmp_path / "out"
-    subprocess.run([sys.executable, "-m", "gen", str(EXPORTS / f"{name}.onnx"), "--board", "zybo-z7", "-o",
-                    str(out)], check=True, cwd=REPO, capture_output=True, text=True)
-    r = subprocess.run(["make", "-C", str(out / "sim"), "sim", "FRAMES=32"], check=False, cwd=REPO,
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "frames: all equal to the golden model" in r.stdout, r.stdout[-3000:]
+    gen_and_simulate(EXPORTS / f"{name}.onnx", tmp_path / "out")
 
 
 @pytest.mark.slow
 def test_exports_regenerate(tmp_path):
     """The committed files are what the script makes with the real tools (torch, onnxruntime) here."""
     pytest.importorskip("torch")
-    sys.path.insert(0, str(REPO / "tests" / "exports"))
-    try:
-        import make_avgpool
-    finally:
-        sys.path.pop(0)
+    make_avgpool = export_script("make_avgpool")
     make_avgpool.main([str(tmp_path)])
     for name in NAMES:
         new = onnx.load(str(tmp_path / f"{name}.onnx"))

@@ -25,6 +25,7 @@ from gen.golden.check import check, input_sampler
 from gen.golden.model import output_float, run
 from gen.hw import build_hw_graph
 from tests.modelgen.bipolar_out import BIPOLAR_OUT_KINDS, bipolar_out_model
+from tests.real_exports import gen_and_simulate
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "tests" / "data" / "exports" / "bipolar"
@@ -175,12 +176,7 @@ def test_cli_make_sim(model, tmp_path):
     p = MODELS / f"{model}.onnx" if model == "tfc_1w1a" else EXPORTS / f"{model}.onnx"
     if not p.exists():
         pytest.skip(f"{p} not present")
-    out = tmp_path / "out"
-    subprocess.run([sys.executable, "-m", "gen", str(p), "--board", "zybo-z7", "-o", str(out)], check=True,
-                   cwd=REPO, capture_output=True)
-    r = subprocess.run(["make", "-C", str(out / "sim"), "sim"], capture_output=True, text=True, check=False)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "frames: all equal to the golden model" in r.stdout
+    gen_and_simulate(p, tmp_path / "out")
 
 
 @pytest.mark.slow

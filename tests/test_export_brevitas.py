@@ -13,8 +13,6 @@ Slow: the RTL of two VGG-like and one ResNet-like QCDQ export equals the golden 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +27,7 @@ from gen.frontend import Loaded, load, lower, prepare
 from gen.golden.check import check_stream, input_sampler
 from gen.hw import build_hw_graph
 from gen.ir import layers as L
+from tests.real_exports import export_script, gen_and_simulate
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "tests" / "data" / "exports" / "brevitas"
@@ -36,12 +35,7 @@ NAMES = sorted(p.stem for p in EXPORTS.glob("*.onnx"))
 
 
 def _configs():
-    sys.path.insert(0, str(REPO / "tests" / "exports"))
-    try:
-        import make_brevitas
-    finally:
-        sys.path.pop(0)
-    return make_brevitas
+    return export_script("make_brevitas")
 
 
 def _check(path: Path, n: int):
@@ -169,13 +163,7 @@ def test_moved_weight_scale_along_inputs_refused():
 @pytest.mark.parametrize("name", ["vgg_w8a8_dynamo", "vgg_w2a2_ts", "resnet_w8a8_shared_dynamo"])
 def test_rtl_equals_golden(name, tmp_path):
     """`python -m gen` then `make -C OUT/sim sim`: 32 random frames (+4) through Verilator == golden."""
-    out = tmp_path / "out"
-    subprocess.run([sys.executable, "-m", "gen", str(EXPORTS / f"{name}.onnx"), "--board", "zybo-z7", "-o",
-                    str(out)], check=True, cwd=REPO, capture_output=True, text=True)
-    r = subprocess.run(["make", "-C", str(out / "sim"), "sim", "FRAMES=32"], check=False, cwd=REPO,
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "frames: all equal to the golden model" in r.stdout, r.stdout[-3000:]
+    gen_and_simulate(EXPORTS / f"{name}.onnx", tmp_path / "out")
 
 
 @pytest.mark.slow

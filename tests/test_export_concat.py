@@ -12,8 +12,6 @@ Slow: hypothesis sweeps with the near-tie rate, RTL == golden for one model per 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ from gen.golden.check import check, check_stream, input_sampler
 from gen.hw import build_hw_graph
 from gen.ir import layers as L
 from tests.modelgen.concats import CONCAT_KINDS, concat_model, concat_models
+from tests.real_exports import export_script, gen_and_simulate
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "tests" / "data" / "exports" / "concat"
@@ -200,24 +199,14 @@ def test_hypothesis_qop(gm):
 @pytest.mark.parametrize("name", ["densenet_qonnx", "branches_qdq", "branches_qop"])
 def test_rtl_equals_golden(name, tmp_path):
     """`python -m gen` then `make -C OUT/sim sim`: 32 random frames (+4) through Verilator == golden."""
-    out = tmp_path / "out"
-    subprocess.run([sys.executable, "-m", "gen", str(EXPORTS / f"{name}.onnx"), "--board", "zybo-z7", "-o",
-                    str(out)], check=True, cwd=REPO, capture_output=True, text=True)
-    r = subprocess.run(["make", "-C", str(out / "sim"), "sim", "FRAMES=32"], check=False, cwd=REPO,
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "frames: all equal to the golden model" in r.stdout, r.stdout[-3000:]
+    gen_and_simulate(EXPORTS / f"{name}.onnx", tmp_path / "out")
 
 
 @pytest.mark.slow
 def test_exports_regenerate(tmp_path):
     """The committed files are what the script makes with the real tools (Brevitas, torch, onnxruntime) here."""
     pytest.importorskip("brevitas")
-    sys.path.insert(0, str(REPO / "tests" / "exports"))
-    try:
-        import make_concat
-    finally:
-        sys.path.pop(0)
+    make_concat = export_script("make_concat")
     make_concat.main([str(tmp_path)])
     for name in NAMES:
         new = onnx.load(str(tmp_path / f"{name}.onnx"))
