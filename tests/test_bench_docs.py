@@ -14,3 +14,11 @@ def test_readme_designs_table_is_the_bench_result():
         text = readme.read_text()
         quoted = text.split("<!-- bench:designs -->", 1)[1].split("<!-- /bench:designs -->", 1)[0]
         assert quoted.strip() == table.strip(), f"{readme}: run bench/run.py (or copy results/designs.md)"
+
+
+def test_readme_families_table_is_the_bench_result():
+    """The issue 14 families table in README.md is the one bench/families.py last wrote."""
+    rows = [ln for ln in (REPO / "bench" / "results" / "families.md").read_text().splitlines() if ln.startswith("|")]
+    text = (REPO / "README.md").read_text()
+    quoted = text.split("<!-- bench:families -->", 1)[1].split("<!-- /bench:families -->", 1)[0]
+    assert quoted.strip().splitlines() == rows, "README.md: copy bench/results/families.md (bench/families.py)"
