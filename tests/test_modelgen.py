@@ -31,6 +31,7 @@ model; Quant / BipolarQuant / Trunc below may carry any of the three domains):
   bipolar        BipolarQuant, MatMul, Transpose, BatchNormalization, Mul, Sub, Reshape | Flatten, Quant, Conv,
                  MaxPool
   mixed          any of the above chained
+  reducemean     Quant, Conv, Relu, ReduceMean over H / W (keepdims 0/1), Gemm | MatMul (tests/modelgen/pools.py)
 QDQ (opset 13; int4: opset 21):
   conv           QuantizeLinear, DequantizeLinear, Conv, Relu, Clip
   depthwise      QuantizeLinear, DequantizeLinear, Conv, Relu, Clip
@@ -49,6 +50,10 @@ QDQ (opset 13; int4: opset 21):
                  Flatten | Reshape
   qcdq           QuantizeLinear, Clip, DequantizeLinear (Brevitas QCDQ), Conv, Relu, MaxPool, GlobalAveragePool,
                  Flatten, Gemm
+  qcdq_layout    QCDQ weights moved by Transpose / Reshape after the DQ, MatMul(x, Transpose(W)), Flatten /
+                 Reshape / Shape / Squeeze around the classifier (tests/modelgen/qcdq.py)
+  reducemean     QuantizeLinear, DequantizeLinear, Conv, Relu, ReduceMean (axes attribute at opset 13, input at
+                 opset 18; keepdims 0/1), Gemm | MatMul (tests/modelgen/pools.py)
 QOperator (opset 13 + com.microsoft):
   conv           QuantizeLinear, QLinearConv, DequantizeLinear, Relu, Clip
   depthwise      QuantizeLinear, QLinearConv, DequantizeLinear, Relu, Clip
@@ -65,6 +70,12 @@ QOperator (opset 13 + com.microsoft):
   convinteger    QuantizeLinear, ConvInteger, Cast, Mul, Add, Relu, MaxPool, Flatten, MatMulInteger,
                  DequantizeLinear
   matmulinteger  QuantizeLinear, MatMulInteger, Cast, Mul, Add, Relu, Flatten, DequantizeLinear
+  reducemean     QuantizeLinear, QLinearConv, DequantizeLinear, float ReduceMean, QuantizeLinear, QGemm
+  floatpool      QuantizeLinear, QLinearConv, DequantizeLinear, float AveragePool | GlobalAveragePool (left in
+                 float by quantize_static's nodes_to_exclude), QuantizeLinear
+Family generators beside these (own modules, own tests): concats.py (Concat of differently quantised inputs,
+every flavour), channels_last.py (QKeras-style NHWC graphs and qonnx channels-last ops), bipolar_out.py
+(BipolarQuant outputs and class heads over non-standard score encodings).
 """
 
 from __future__ import annotations
