@@ -24,11 +24,12 @@ demo: $(STAMP)
 	$(VPY) -m gen $(MODEL) --board $(BOARD)
 	$(VPY) examples/wafer/client_demo.py build/$(basename $(notdir $(MODEL))) --board $(BOARD)
 
+# GEN_VERILATOR_OPT=-O0: Verilated models compile about 2x faster (sim/runner.py); the tests run few frames
 test: $(STAMP)
-	$(VPY) -m pytest -n $(JOBS) -q
+	GEN_VERILATOR_OPT=-O0 $(VPY) -m pytest -n $(JOBS) -q
 
 test-slow: $(STAMP)
-	$(VPY) -m pytest -n $(JOBS) -q -m slow
+	GEN_VERILATOR_OPT=-O0 $(VPY) -m pytest -n $(JOBS) -q -m slow
 
 bench: $(STAMP)
 	$(VPY) bench/run.py

@@ -136,6 +136,10 @@ class Build:
 
 
 BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0"]
+# C++ optimisation of the Verilated model (Verilator's default: -Os). `make test` sets -O0: the generated
+# designs' constant tables make -Os compiles the suite's longest steps (about 2x slower to build), while the
+# tests' few frames spend their time in cocotb's Python, not in the model.
+CXX_OPT = os.environ.get("GEN_VERILATOR_OPT", "")
 
 
 @contextlib.contextmanager
@@ -169,7 +173,7 @@ def build(top: str, instances: list[tuple[str, object]], extra_sv: dict[str, str
     h = hashlib.sha256()
     for k in sorted(files):
         h.update(k.encode() + b"\0" + files[k].encode() + b"\0")
-    h.update(json.dumps([BUILD_ARGS, cocotb.__version__, str(verilator_root())]).encode())
+    h.update(json.dumps([BUILD_ARGS, CXX_OPT, cocotb.__version__, str(verilator_root())]).encode())
     key = h.hexdigest()[:20]
     bdir = CACHE_ROOT / f"{top}-{key}"
     done = bdir / "BUILT"
@@ -186,7 +190,8 @@ def build(top: str, instances: list[tuple[str, object]], extra_sv: dict[str, str
         env = tool_env()
         env["OBJCACHE"] = f"{sys.executable} {REPO / 'sim' / 'objcache.py'}"
         # the PyPI wheel's verilated.mk leaves the precompiled-header include flag empty (breaks split builds)
-        env["MAKEFLAGS"] = " ".join(x for x in [env.get("MAKEFLAGS", ""), "CFG_CXXFLAGS_PCH_I=-include"] if x)
+        opt = [f"OPT_FAST={CXX_OPT}", f"OPT_SLOW={CXX_OPT}", f"OPT_GLOBAL={CXX_OPT}"] if CXX_OPT else []
+        env["MAKEFLAGS"] = " ".join(x for x in [env.get("MAKEFLAGS", ""), "CFG_CXXFLAGS_PCH_I=-include", *opt] if x)
         # at most 2 compiler jobs on this 2-core machine, counting the other pytest-xdist worker
         cr.MAX_PARALLEL_BUILD_JOBS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
         run = cr.get_runner("verilator")
