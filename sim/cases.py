@@ -281,16 +281,26 @@ def dwc_case(name: str, rng, *, in_simd: int, out_simd: int, a_bits: int, n_elem
                                                           n_elems=n_elems))
 
 
-def fifo_case(name: str, rng, *, depth: int, lanes: int, bits: int, style: str = "auto", frame_beats: int = 20,
-              frames: int = 3) -> Case:
+def fifo_case(name: str, rng, *, depth: int, lanes: int, bits: int, style: str = "auto", ram_style: str = "auto",
+              frame_beats: int = 20, frames: int = 3) -> Case:
     from gen.rtl.elementwise import render_fifo
     x = rand_vals(rng, (frames, frame_beats * lanes), bits, False)
-    r = render_fifo(name, depth=depth, width=lanes * bits, style=style, lanes=lanes)
+    r = render_fifo(name, depth=depth, width=lanes * bits, style=style, lanes=lanes, ram_style=ram_style)
     phases = [{"in": {"s_axis": frames_of(x, bits)}, "out": {"m_axis": frames_of(x, bits)}}]
     # a one-entry FIFO (ready = not full) alternates push and pop: half rate
     per = frame_beats * (2 if r.extra["capacity"] == 1 else 1)
     return Case(name, r, phases, per, dict(depth=depth, lanes=lanes, bits=bits, style=r.extra["style"],
-                                                   capacity=r.extra["capacity"]))
+                                           ram_style=r.extra.get("ram_style"), capacity=r.extra["capacity"]))
+
+
+def fork_case(name: str, rng, *, n: int, width: int, frame_beats: int = 20, frames: int = 3) -> Case:
+    """gen_axis_fork: every output gets every frame unchanged (each sink with its own random back-pressure)."""
+    from gen.rtl.shell import render_fork
+    x = rand_vals(rng, (frames, frame_beats), width, False)
+    r = render_fork(name, n=n, width=width)
+    fr = frames_of(x, width)
+    phases = [{"in": {"s_axis": fr}, "out": {f"m{i}_axis": fr for i in range(n)}}]
+    return Case(name, r, phases, frame_beats, dict(n=n, width=width, frame_beats=frame_beats))
 
 
 def label_select_case(name: str, rng, *, ifm_dim=1, channels: int = 10, simd: int = 1, a_bits: int = 8,

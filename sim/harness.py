@@ -30,6 +30,21 @@ def instance_spec(case: Case, prefix: str, bp: float = 0.0, gap: float = 0.0) ->
                 check_protocol=bp > 0)
 
 
+def lint_cases(top: str, cases: list[Case]) -> str:
+    """verilator --lint-only -Wall of one wrapper `top` instantiating every case's kernel (with the library
+    modules they use): each instance's parameters elaborate cleanly."""
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory(dir=runner._mkdir(runner.RUNS_ROOT)) as d:
+        files = {}
+        for c in cases:
+            files.update(c.rendered.sources())
+        files[f"{top}.sv"] = runner.wrapper(top, [(f"i{k}_", c.rendered) for k, c in enumerate(cases)])
+        for f, text in files.items():
+            (Path(d) / f).write_text(text)
+        return runner.lint([Path(d) / f for f in files], top)
+
+
 def build_cases(top: str, cases: list[Case]) -> runner.Build:
     return runner.build(top, [(f"i{k}_", c.rendered) for k, c in enumerate(cases)])
 

@@ -77,7 +77,7 @@ def lint_rendered(r, workdir: str | Path | None = None) -> str:
     with tempfile.TemporaryDirectory(dir=_mkdir(RUNS_ROOT)) as d:
         d = Path(workdir) if workdir else Path(d)
         r.write(d)
-        return lint([d / f"{r.name}.sv"], r.name)
+        return lint([d / f for f in r.sources()], r.name)
 
 
 def _mkdir(p: Path) -> Path:
@@ -135,7 +135,8 @@ class Build:
     key: str
 
 
-BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0"]
+# -Werror-USERERROR: an elaboration-time $error (the RTL library's parameter checks, gen/rtl/lib) stops the build
+BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-Werror-USERERROR", "--x-assign", "0", "--x-initial", "0"]
 # C++ optimisation of the Verilated model (Verilator's default: -Os). `make test` sets -O0: the generated
 # designs' constant tables make -Os compiles the suite's longest steps (about 2x slower to build), while the
 # tests' few frames spend their time in cocotb's Python, not in the model.
@@ -159,8 +160,13 @@ def build(top: str, instances: list[tuple[str, object]], extra_sv: dict[str, str
     With wrap=False, `top` is a module of `extra_sv` (e.g. a whole generated accelerator) and no wrapper is made."""
     import cocotb
     from cocotb_tools import runner as cr
+
+    from gen.rtl.lib import sources as lib_sources
     files = {}
     seen = set()
+    for _, r in instances:
+        for m in getattr(r, "lib", ()):   # library modules (gen/rtl/lib) the kernel instantiates, once each
+            files.update(lib_sources([m]))
     for _, r in instances:
         if r.name not in seen:
             files[f"{r.name}.sv"] = materialize(r)

@@ -1,9 +1,14 @@
-"""Shared helpers for rendering the kernel templates in rtl_templates/.
+"""Shared helpers for rendering the kernel templates in rtl_templates/ and instantiating the static RTL library.
 
-Every kernel is rendered into one self-contained SystemVerilog module per layer (module name
-``<kernel>_<layer>``). Structural parameters (PE, SIMD, bit widths, ...) are baked in at render time and
-listed as localparams with the IR's names; per-layer constants (weights, thresholds, ...) go into `.mem`
-files (weights: loaded with $readmemh, optionally writable at run time) or into case-ROM functions.
+Kernels whose logic depends on the layer's data (mvu, swg, pool, add, requant, lut_act, label_select) are
+rendered into one self-contained SystemVerilog module per layer (module name ``<kernel>_<layer>``): structural
+parameters (PE, SIMD, bit widths, ...) are baked in at render time and listed as localparams with the IR's
+names; per-layer constants (weights, thresholds, ...) go into `.mem` files (weights: loaded with $readmemh,
+optionally writable at run time) or into case-ROM functions.
+The others (fifo, dwc, fork, upsample, concat) are static modules of the RTL library gen/rtl/lib: their
+`Rendered` names the library module and its named parameters (`module`, `inst_params`, `lib`), which a design's
+top instantiates directly; its `sv` is only a thin standalone wrapper module `name` (`lib_kernel`) for
+simulating, linting or synthesizing one instance on its own.
 """
 
 from __future__ import annotations
@@ -158,12 +163,27 @@ class Rendered:
     params: dict = field(default_factory=dict)
     cycles_per_frame: int = 0      # analytic, without back-pressure (steady state)
     extra: dict = field(default_factory=dict)  # kernel-specific facts (latency, widths, ...)
+    lib: tuple = ()                # library modules (gen/rtl/lib) that `sv` needs
+    module: str = ""               # the library module a design instantiates for this kernel ("": module `name`)
+    inst_params: dict = field(default_factory=dict)  # that instantiation's named parameters
+
+    def sources(self) -> dict[str, str]:
+        """file name -> SystemVerilog text that elaborates module `name` on its own: the library modules it
+        needs, then `sv` (last)."""
+        from .lib import sources as lib_sources
+        out = lib_sources(self.lib) if self.lib else {}
+        out[f"{self.name}.sv"] = self.sv
+        return out
 
     def write(self, outdir: str | Path) -> list[Path]:
+        """Write sources() and the .mem files into `outdir`; returns the paths, `<name>.sv` first."""
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)
         paths = [outdir / f"{self.name}.sv"]
-        paths[0].write_text(self.sv)
+        for fname, text in self.sources().items():
+            (outdir / fname).write_text(text)
+            if fname != paths[0].name:
+                paths.append(outdir / fname)
         for fname, text in self.mem_files.items():
             p = outdir / fname
             p.write_text(text)
@@ -175,6 +195,46 @@ def axis_ports(prefix: str, direction: str, width: int) -> list[Port]:
     i, o = ("input", "output") if direction == "in" else ("output", "input")
     return [Port(f"{prefix}_tdata", i, width), Port(f"{prefix}_tvalid", i, 1), Port(f"{prefix}_tready", o, 1),
             Port(f"{prefix}_tlast", i, 1)]
+
+
+def sv_param(value) -> str:
+    """A parameter value as SystemVerilog: integers in decimal, strings quoted."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"parameter value {value!r}: only integers and strings")
+    return str(int(value))
+
+
+def instance(module: str, iname: str, params: dict, conns: list[tuple[str, str]], indent: str = "  ") -> str:
+    """`module #(.P(v), ...) iname (.port(expr), ...);` with named parameters and ports."""
+    ps = ""
+    if params:
+        ps = f" #(\n{indent}  " + f",\n{indent}  ".join(f".{k}({sv_param(v)})" for k, v in params.items()) + \
+            f"\n{indent})"
+    return f"{indent}{module}{ps} {iname} (\n{indent}  " + \
+        f",\n{indent}  ".join(f".{p}({s})" for p, s in conns) + f"\n{indent});"
+
+
+def lib_kernel(kernel: str, name: str, module: str, inst_params: dict, ports: list[Port], streams: list[Stream],
+               params: dict, *, layer: str = "", note: str = "", conns: dict[str, str] | None = None,
+               lib_ports: list[str] | None = None, **kw) -> Rendered:
+    """A kernel built from library module `module` (gen/rtl/lib) with the named parameters `inst_params`.
+    Its `sv` is a standalone wrapper module `name` with `ports` around one instance (for simulating, linting or
+    synthesizing the instance on its own); `conns` maps a library port to the wrapper expression driving it
+    (default: the wrapper port of the same name; `lib_ports` lists the library's ports when they differ)."""
+    from .lib import MODULES
+    assert module in MODULES, module
+    conns = dict(conns or {})
+    names = lib_ports or [p.name for p in ports]
+    decl = [f"  {p.direction:<6} logic {f'[{p.width - 1}:0] ' if p.width > 1 else ''}{p.name}" for p in ports]
+    lines = [header(kernel, name, layer or name, params, note),
+             f"// Standalone wrapper of the library module {module} (gen/rtl/lib/{module}.sv); a generated design",
+             f"// instantiates {module} directly with these parameters.",
+             f"module {name} (", ",\n".join(decl), ");",
+             instance(module, "u", inst_params, [(n, conns.get(n, n)) for n in names]), "endmodule", ""]
+    return Rendered(kernel, name, "\n".join(lines), {}, ports, streams, params, lib=(module,), module=module,
+                    inst_params=dict(inst_params), **kw)
 
 
 def header(kernel: str, name: str, layer: str, params: dict, extra: str = "") -> str:

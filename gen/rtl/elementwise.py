@@ -1,11 +1,15 @@
-"""Small streaming kernels: add, concat, upsample, dwc, fifo, label_select, lut_act, requant (one module each)."""
+"""Small streaming kernels: add, concat, upsample, dwc, fifo, label_select, lut_act, requant.
+
+add, label_select, lut_act and requant are rendered from their templates (one module per layer); concat,
+upsample, dwc and fifo are instances of the static RTL library (gen/rtl/lib: gen_concat, gen_upsample, gen_dwc,
+gen_fifo) with named parameters."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .common import (Port, Rendered, Stream, axis_ports, clog2, encode, gcd, header, module_name, pack_words,
-                     pow2_at_least, ram_style_for, render_template, sbits, ubits, value_range)
+from .common import (Port, Rendered, Stream, axis_ports, clog2, encode, gcd, header, lib_kernel, module_name,
+                     pack_words, pow2_at_least, ram_style_for, render_template, sbits, ubits, value_range)
 from .requant import RequantSpec, requant_ctx
 
 
@@ -68,107 +72,125 @@ def render_add(layer: str, *, channels: int, simd: int, ka, kb, a_bits: int, b_b
 # ------------------------------------------------------------------------------------------------ concat
 
 def render_concat(layer: str, *, ch_a: int, ch_b: int, simd: int, a_bits: int, num_pix: int) -> Rendered:
-    """ops.concat([a, b]) on the channel axis: per pixel CH_A/SIMD beats of a, then CH_B/SIMD beats of b."""
+    """ops.concat([a, b]) on the channel axis: per pixel CH_A/SIMD beats of a, then CH_B/SIMD beats of b
+    (library module gen_concat)."""
     assert ch_a % simd == 0 and ch_b % simd == 0, "SIMD must divide both channel counts (use a dwc before)"
     cfa, cfb = ch_a // simd, ch_b // simd
     name = module_name("concat", layer)
     params = dict(CH_A=ch_a, CH_B=ch_b, OFM_CH=ch_a + ch_b, SIMD=simd, A_BITS=a_bits, NUM_PIX=num_pix)
-    ctx = dict(name=name, params=params, header=header("concat", name, layer, params,
-               f"analytic cycles per frame = {num_pix * (cfa + cfb)}."), **params, CFA=cfa, CFB=cfb,
-               OQ=_oq(simd * a_bits, 0, "fire", "fire", "din", "dlast"))
-    sv = render_template("concat.sv.j2", **ctx)
+    inst = dict(CH_A=ch_a, CH_B=ch_b, SIMD=simd, A_BITS=a_bits, NUM_PIX=num_pix)
     w = simd * a_bits
     ports = _clk_rst() + axis_ports("s_axis_a", "in", w) + axis_ports("s_axis_b", "in", w) + \
         axis_ports("m_axis", "out", w)
-    return Rendered("concat", name, sv, {}, ports, [Stream("s_axis_a", "in", simd, a_bits),
-                                                     Stream("s_axis_b", "in", simd, a_bits),
-                                                     Stream("m_axis", "out", simd, a_bits)], params,
-                    cycles_per_frame=num_pix * (cfa + cfb))
+    cycles = num_pix * (cfa + cfb)
+    return lib_kernel("concat", name, "gen_concat", inst, ports,
+                      [Stream("s_axis_a", "in", simd, a_bits), Stream("s_axis_b", "in", simd, a_bits),
+                       Stream("m_axis", "out", simd, a_bits)], params, layer=layer,
+                      note=f"analytic cycles per frame = {cycles}.", cycles_per_frame=cycles)
 
 
 # ------------------------------------------------------------------------------------------------ upsample
 
 def render_upsample(layer: str, *, ifm_ch: int, ifm_dim, simd: int, a_bits: int, factor=(2, 2),
                     ram_style: str = "auto") -> Rendered:
-    """ops.upsample(x, factor): nearest neighbour by integer factors."""
+    """ops.upsample(x, factor): nearest neighbour by integer factors (library module gen_upsample)."""
     h, w = (ifm_dim, ifm_dim) if isinstance(ifm_dim, int) else tuple(ifm_dim)
     fh, fw = (factor, factor) if isinstance(factor, int) else tuple(factor)
     assert ifm_ch % simd == 0
     cf = ifm_ch // simd
     rowlen = w * cf
-    counters = [dict(name="iy", n=h), dict(name="ry", n=fh), dict(name="ix", n=w), dict(name="rx", n=fw),
-                dict(name="cf", n=cf)]
-    for i, c in enumerate(counters):
-        c["carry"] = " && ".join(f"last_{d['name']}" for d in counters[i + 1:] if d["n"] > 1)
     name = module_name("upsample", layer)
     params = dict(IFM_CH=ifm_ch, SIMD=simd, A_BITS=a_bits, IFM_DIM_H=h, IFM_DIM_W=w, FACTOR_H=fh, FACTOR_W=fw,
                   OFM_DIM_H=h * fh, OFM_DIM_W=w * fw)
     style = ram_style_for(rowlen * simd * a_bits, rowlen, ram_style)
+    inst = dict(IFM_CH=ifm_ch, SIMD=simd, A_BITS=a_bits, IFM_DIM_H=h, IFM_DIM_W=w, FACTOR_H=fh, FACTOR_W=fw,
+                RAM_STYLE=style)
     out_beats = h * fh * w * fw * cf
-    ctx = dict(name=name, params=params, header=header("upsample", name, layer, params,
-               f"analytic cycles per frame = output beats = {out_beats}."), **params, CF=cf, ROWLEN=rowlen,
-               AW=max(1, clog2(rowlen)), COUNTERS=counters, RAM_STYLE=style,
-               OQ=_oq(simd * a_bits, 1, "issue", "v1", "dout", "t1"))
-    sv = render_template("upsample.sv.j2", **ctx)
     wd = simd * a_bits
-    return Rendered("upsample", name, sv, {}, _clk_rst() + axis_ports("s_axis", "in", wd) +
-                    axis_ports("m_axis", "out", wd), [Stream("s_axis", "in", simd, a_bits),
-                                                       Stream("m_axis", "out", simd, a_bits)], params,
-                    cycles_per_frame=out_beats)
+    r = lib_kernel("upsample", name, "gen_upsample", inst,
+                   _clk_rst() + axis_ports("s_axis", "in", wd) + axis_ports("m_axis", "out", wd),
+                   [Stream("s_axis", "in", simd, a_bits), Stream("m_axis", "out", simd, a_bits)], params,
+                   layer=layer, note=f"analytic cycles per frame = output beats = {out_beats}.",
+                   cycles_per_frame=out_beats)
+    r.extra = dict(ram_style=style, rowlen=rowlen)
+    return r
 
 
 # ------------------------------------------------------------------------------------------------ dwc
 
-def render_dwc(layer: str, *, in_simd: int, out_simd: int, a_bits: int, n_elems: int) -> Rendered:
-    """Stream width converter: IN_SIMD -> OUT_SIMD elements per beat; N_ELEMS elements per frame (a multiple
-    of both)."""
-    assert n_elems % in_simd == 0 and n_elems % out_simd == 0
+def dwc_mode(in_simd: int, out_simd: int) -> str:
+    """gen_dwc's implementation for these widths: "gather" (the input width divides the output width), "split"
+    (the output width divides the input width) or "shift" (a shift buffer, otherwise and for equal widths)."""
     g = gcd(in_simd, out_simd)
     iu, ou = in_simd // g, out_simd // g
-    capu = iu + ou
+    return "gather" if (iu == 1 and ou > 1) else "split" if (ou == 1 and iu > 1) else "shift"
+
+
+def render_dwc(layer: str, *, in_simd: int, out_simd: int, a_bits: int, n_elems: int) -> Rendered:
+    """Stream width converter: IN_SIMD -> OUT_SIMD elements per beat; N_ELEMS elements per frame (a multiple
+    of both). Library module gen_dwc."""
+    assert n_elems % in_simd == 0 and n_elems % out_simd == 0
     name = module_name("dwc", layer)
     params = dict(IN_SIMD=in_simd, OUT_SIMD=out_simd, A_BITS=a_bits, N_ELEMS=n_elems)
     nbeats = n_elems // out_simd
     cycles = max(n_elems // in_simd, nbeats)
-    ctx = dict(name=name, params=params, header=header("dwc", name, layer, params,
-               f"analytic cycles per frame = max(input, output beats) = {cycles}."), **params, G=g, IU=iu, OU=ou,
-               CAPU=capu, UW=g * a_bits, CNTW=ubits(capu), NBEATS=nbeats, GATHER=(iu == 1 and ou > 1),
-               SPLIT=(ou == 1 and iu > 1),
-               OQ=_oq(out_simd * a_bits, 0, "out_fire", "out_fire", "dout", "olast"))
-    sv = render_template("dwc.sv.j2", **ctx)
-    return Rendered("dwc", name, sv, {}, _clk_rst() + axis_ports("s_axis", "in", in_simd * a_bits) +
-                    axis_ports("m_axis", "out", out_simd * a_bits), [Stream("s_axis", "in", in_simd, a_bits),
-                                                                      Stream("m_axis", "out", out_simd, a_bits)],
-                    params, cycles_per_frame=cycles)
+    mode = dwc_mode(in_simd, out_simd)
+    r = lib_kernel("dwc", name, "gen_dwc", dict(params),
+                   _clk_rst() + axis_ports("s_axis", "in", in_simd * a_bits) +
+                   axis_ports("m_axis", "out", out_simd * a_bits),
+                   [Stream("s_axis", "in", in_simd, a_bits), Stream("m_axis", "out", out_simd, a_bits)], params,
+                   layer=layer, note=f"{mode}; analytic cycles per frame = max(input, output beats) = {cycles}.",
+                   cycles_per_frame=cycles)
+    r.extra = dict(mode=mode)
+    return r
 
 
 # ------------------------------------------------------------------------------------------------ fifo
 
-def render_fifo(layer: str, *, depth: int, width: int, style: str = "auto", lanes: int = 1) -> Rendered:
-    """FIFO of `depth` beats of `width` bits (+ tlast): shift register (SRL) when shallow, memory (BRAM or
-    LUTRAM by size) + output queue when deep. Output `count` = fill level. `lanes` only describes the stream."""
+FIFO_SRL_MAX = 32   # render_fifo's "auto": shift registers up to this depth, memory + output queue beyond
+
+
+def fifo_geometry(depth: int, style: str = "auto") -> dict:
+    """gen_fifo's implementation of a requested depth: style ("wire" for depth 0, "srl" or "ram"), capacity,
+    the memory depth (ram) and the width of `count`."""
+    if depth < 0:
+        raise ValueError(f"FIFO depth {depth} < 0")
     if style == "auto":
-        style = "srl" if depth <= 32 else "ram"
-    srl = style == "srl"
+        style = "srl" if depth <= FIFO_SRL_MAX else "ram"
+    if style not in ("srl", "ram"):
+        raise ValueError(f"FIFO style {style!r}: auto, srl or ram")
+    if depth == 0:
+        return dict(style="wire", capacity=0, ram_depth=0, cntw=1)
+    if style == "srl":
+        return dict(style="srl", capacity=depth, ram_depth=0, cntw=ubits(depth))
+    ram_depth = pow2_at_least(max(2, depth - 4))
+    cap = ram_depth + 4   # + gen_fifo's 4-entry output queue
+    return dict(style="ram", capacity=cap, ram_depth=ram_depth, cntw=ubits(cap))
+
+
+def render_fifo(layer: str, *, depth: int, width: int, style: str = "auto", lanes: int = 1,
+                ram_style: str = "auto") -> Rendered:
+    """FIFO of `depth` beats of `width` bits (+ tlast), library module gen_fifo: shift registers (SRL) when
+    shallow, memory (registers, LUTRAM or BRAM by size, or `ram_style`) + output queue when deep, a direct
+    connection for depth 0. Output `count` = fill level. `lanes` only describes the stream."""
+    geo = fifo_geometry(depth, style)
     name = module_name("fifo", layer)
     params = dict(DEPTH=depth, WIDTH=width)
-    ctx = dict(name=name, params=params, WIDTH=width, DEPTH=depth, SRL=srl)
-    if srl:
-        cap = depth
-    else:
-        ram_depth = pow2_at_least(max(2, depth - 4))
-        oq = _oq(width, 1, "rd", "rd_v", "rd_q[%d:0]" % (width - 1), "rd_q[%d]" % width)
-        cap = ram_depth + oq["depth"]
-        ctx.update(RAM_DEPTH=ram_depth, RAW=clog2(ram_depth), OQ=oq, OQ_DEPTH=oq["depth"],
-                   RAM_STYLE=ram_style_for(ram_depth * (width + 1), ram_depth))
-    cntw = ubits(cap)
-    ctx.update(CNTW=cntw, header=header("fifo", name, layer, dict(params, STYLE=style, CAPACITY=cap)))
-    sv = render_template("fifo.sv.j2", **ctx)
+    inst = dict(WIDTH=width, DEPTH=depth)
+    if geo["style"] != "wire":
+        inst["STYLE"] = geo["style"]
+    if geo["style"] == "ram":
+        geo["ram_style"] = ram_style_for(geo["ram_depth"] * (width + 1), geo["ram_depth"], ram_style)
+        inst["RAM_STYLE"] = geo["ram_style"]
+    cap, cntw = geo["capacity"], geo["cntw"]
     bits = width // lanes
-    r = Rendered("fifo", name, sv, {}, _clk_rst() + axis_ports("s_axis", "in", width) +
-                 axis_ports("m_axis", "out", width) + [Port("count", "output", cntw)],
-                 [Stream("s_axis", "in", lanes, bits), Stream("m_axis", "out", lanes, bits)], params)
-    r.extra = dict(capacity=cap, style=style)
+    r = lib_kernel("fifo", name, "gen_fifo", inst,
+                   _clk_rst() + axis_ports("s_axis", "in", width) + axis_ports("m_axis", "out", width) +
+                   [Port("count", "output", cntw)],
+                   [Stream("s_axis", "in", lanes, bits), Stream("m_axis", "out", lanes, bits)], params,
+                   layer=layer, note=f"style {geo['style']}"
+                   + (f", ram_style {geo['ram_style']}" if "ram_style" in geo else "") + f", capacity {cap}.")
+    r.extra = dict(capacity=cap, style=geo["style"], **({"ram_style": geo["ram_style"]} if "ram_style" in geo else {}))
     return r
 
 

@@ -1,6 +1,9 @@
 """Emit the stitched accelerator: every HwNode rendered by its kernel renderer, width converters where adjacent
 folds differ, a FIFO in front of every kernel input, forks for streams with several consumers, the input/output
 adapters, the AXI-Lite control block, the SystemVerilog top `accel` and the plain-Verilog `regmap.TOP_MODULE`.
+FIFOs, width converters, forks, upsample and concat are modules of the static RTL library (gen/rtl/lib), which
+`accel` instantiates directly with named parameters; the library files a design uses are copied into its rtl/
+and listed first in filelist.f.
 
     em = emit(design, graph, folding, clock_mhz=100)
     em.write(out / "rtl")          # *.sv, weights/*.mem, filelist.f, accel_top.v
@@ -23,7 +26,8 @@ from ..ir import layers as L
 from ..ir.design import Design
 from ..shell import regmap
 from . import shell
-from .common import Rendered, clog2, module_name, value_range
+from .common import Rendered, clog2, instance, module_name, value_range
+from .lib import sources as lib_sources
 from .elementwise import (render_add, render_concat, render_dwc, render_fifo, render_label_select, render_lut_act,
                           render_requant, render_upsample)
 from .mvu import mvu_matrix, render_mvu
@@ -53,9 +57,15 @@ class Emitted:
     cfg_layers: list[dict] = field(default_factory=list)          # run-time writable mvus, CFG_LAYER order
     design_hash: int = 0
 
+    def lib_modules(self) -> list[str]:
+        """The RTL library modules (gen/rtl/lib) the design instantiates."""
+        return list(lib_sources({m for r in self.modules.values() for m in r.lib}))
+
     def sources(self) -> dict[str, str]:
-        """file name -> text of every SystemVerilog source (kernels, shell, accel), in compile order."""
-        out = {f"{name}.sv": r.sv for name, r in self.modules.items()}
+        """file name -> text of every SystemVerilog source (library modules, kernels, shell, accel), in compile
+        order. A library instance has no file of its own: `accel` instantiates its library module."""
+        out = lib_sources({m for r in self.modules.values() for m in r.lib})
+        out.update({f"{name}.sv": r.sv for name, r in self.modules.items() if not r.module})
         out["accel.sv"] = self.accel_sv
         return out
 
@@ -249,10 +259,15 @@ class _Top:
         self.decl.append(f"  logic {name}_tvalid, {name}_tready, {name}_tlast;")
         return name
 
-    def inst(self, module: str, iname: str, conns: list[tuple[str, str]], comment: str = ""):
+    def inst(self, module: str, iname: str, conns: list[tuple[str, str]], comment: str = "",
+             params: dict | None = None):
         if comment:
             self.body.append(f"  // {comment}")
-        self.body.append(f"  {module} {iname} (\n    " + ",\n    ".join(f".{p}({s})" for p, s in conns) + "\n  );")
+        self.body.append(instance(module, iname, params or {}, conns))
+
+    def inst_of(self, r: Rendered, iname: str, conns: list[tuple[str, str]], comment: str = ""):
+        """An instance of kernel `r`: its library module with named parameters, or its own module."""
+        self.inst(r.module or r.name, iname, conns, comment, r.inst_params if r.module else None)
 
 
 def _axis(port: str, bundle: str) -> list[tuple[str, str]]:
@@ -280,7 +295,7 @@ def emit(design: Design, graph: HwGraph, folding: dict, *, clock_mhz: float = 10
         if n.output is not None:
             enc[n.output.tensor] = e
             lanes_out[n.output.tensor] = n.out_lanes(pe, simd)
-        em.info[n.name] = dict(kind=n.kind, module=r.name, layers=list(n.layers), pe=pe, simd=simd,
+        em.info[n.name] = dict(kind=n.kind, module=r.module or r.name, layers=list(n.layers), pe=pe, simd=simd,
                                cycles=n.cycles(pe, simd), in_lanes=n.in_lanes(pe, simd),
                                out_lanes=n.out_lanes(pe, simd) if n.output else None,
                                out_bits=e.bits if e else None, fifo=[])
@@ -301,12 +316,16 @@ def emit(design: Design, graph: HwGraph, folding: dict, *, clock_mhz: float = 10
             continue
         fr = shell.render_fork(f"fork_{_sig(n.name)}", n=len(cons), width=width)
         em.modules[fr.name] = fr
-        conns = [("clk", "clk"), ("rst", "dp_rst")] + _axis("s_axis", b)
+        outs = []
         for i, (c, idx) in enumerate(cons):
             bi = top.bundle(f"{_sig(n.name)}_f{i}", width)
-            conns += _axis(f"m{i}_axis", bi)
+            outs.append(bi)
             src_of[(c.name, idx)] = bi
-        top.inst(fr.name, f"u_{fr.name}", conns, f"{t} goes to {', '.join(c.name for c, _ in cons)}")
+        # gen_axis_fork's packed outputs: consumer i at [i*WIDTH +: WIDTH] (bit i of tvalid / tready / tlast)
+        conns = [("clk", "clk"), ("rst", "dp_rst")] + _axis("s_axis", b) + \
+            [(f"m_axis_{x}", "{" + ", ".join(f"{bi}_{x}" for bi in reversed(outs)) + "}")
+             for x in ("tdata", "tvalid", "tready", "tlast")]
+        top.inst_of(fr, f"u_{fr.name}", conns, f"{t} goes to {', '.join(c.name for c, _ in cons)}")
 
     # every kernel input: [dwc] -> fifo -> kernel
     for n in graph.nodes:
@@ -326,8 +345,8 @@ def emit(design: Design, graph: HwGraph, folding: dict, *, clock_mhz: float = 10
                 d = render_dwc(f"{n.name}_in{idx}", in_simd=pl, out_simd=cl, a_bits=e.bits, n_elems=s.elems)
                 em.modules[d.name] = d
                 b = top.bundle(f"{tag}_dwc", cl * e.bits)
-                top.inst(d.name, f"u_{d.name}", [("clk", "clk"), ("rst", "dp_rst")] + _axis("s_axis", src) +
-                         _axis("m_axis", b), f"width converter {pl} -> {cl} lanes")
+                top.inst_of(d, f"u_{d.name}", [("clk", "clk"), ("rst", "dp_rst")] + _axis("s_axis", src) +
+                            _axis("m_axis", b), f"width converter {pl} -> {cl} lanes ({d.extra['mode']})")
                 src = b
             forked = len(graph.consumers(s.tensor)) > 1
             # a fork's branches re-join (residual add, concat): each branch can hold a whole frame, so one
@@ -343,8 +362,10 @@ def emit(design: Design, graph: HwGraph, folding: dict, *, clock_mhz: float = 10
             b = top.bundle(tag, cl * e.bits)
             cw = next(p.width for p in ff.ports if p.name == "count")
             top.decl.append(f"  logic [{cw - 1}:0] {tag}_count;  // fill level (for FIFO sizing in simulation)")
-            top.inst(ff.name, f"u_{ff.name}", [("clk", "clk"), ("rst", "dp_rst")] + _axis("s_axis", src) +
-                     _axis("m_axis", b) + [("count", f"{tag}_count")])
+            top.inst_of(ff, f"u_{ff.name}", [("clk", "clk"), ("rst", "dp_rst")] + _axis("s_axis", src) +
+                        _axis("m_axis", b) + [("count", f"{tag}_count")],
+                        f"FIFO of {n.name} input {idx}: depth {depth}, capacity {ff.extra['capacity']} "
+                        f"({ff.extra['style']})")
             em.info[n.name]["fifo"].append(dict(depth=depth, capacity=ff.extra["capacity"], style=ff.extra["style"],
                                                 dwc=pl != cl))
             conns += _axis(in_ports[idx], b)
@@ -371,7 +392,7 @@ def emit(design: Design, graph: HwGraph, folding: dict, *, clock_mhz: float = 10
                       ("cfg_data", f"cfg_data[{ww - 1}:0]")]
         comment = f"{n.kind} {n.name}: layers {', '.join(n.layers) or '-'}; PE={pe} SIMD={simd}; " \
                   f"{n.cycles(pe, simd)} cycles per frame"
-        top.inst(r.name, f"u_{_sig(n.name)}", conns, comment)
+        top.inst_of(r, f"u_{_sig(n.name)}", conns, comment)
 
     cfg_ok = " || ".join(f"cfg_ok_{c['index']}" for c in em.cfg_layers) or "1'b0"
     inp, outn = graph.node("input"), graph.node("output")

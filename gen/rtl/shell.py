@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ..shell import regmap
-from .common import Port, Rendered, Stream, axis_ports, clog2, header, render_template, ubits
+from .common import Port, Rendered, Stream, axis_ports, clog2, header, lib_kernel, render_template, ubits
 
 
 def render_input_adapter(*, n_elems: int, simd: int, a_bits: int, dma_bits: int) -> Rendered:
@@ -52,13 +52,20 @@ def render_output_adapter(*, num_scores: int, lanes: int, s_bits: int, s_signed:
 
 
 def render_fork(name: str, *, n: int, width: int) -> Rendered:
+    """A stream to `n` consumers: library module gen_axis_fork (a design connects its packed m_axis_* ports,
+    output i at m_axis_tdata[i*WIDTH +: WIDTH], directly). The standalone wrapper `name` exposes the outputs as
+    m<i>_axis_* (one stream each, for the testbench)."""
     params = dict(N=n, WIDTH=width)
-    sv = render_template("axis_fork.sv.j2", name=name, N=n, WIDTH=width,
-                         header=header("fork", name, name, params))
     ports = [Port("clk", "input", 1), Port("rst", "input", 1)] + axis_ports("s_axis", "in", width)
     for i in range(n):
         ports += axis_ports(f"m{i}_axis", "out", width)
-    return Rendered("fork", name, sv, {}, ports, [], params)
+    cat = lambda sig: "{" + ", ".join(f"m{i}_axis_{sig}" for i in reversed(range(n))) + "}"
+    conns = {f"m_axis_{sig}": cat(sig) for sig in ("tdata", "tvalid", "tready", "tlast")}
+    lib_ports = ["clk", "rst"] + [f"{x}_{sig}" for x in ("s_axis", "m_axis") for sig in ("tdata", "tvalid", "tready",
+                                                                                          "tlast")]
+    streams = [Stream("s_axis", "in", 1, width)] + [Stream(f"m{i}_axis", "out", 1, width) for i in range(n)]
+    return lib_kernel("fork", name, "gen_axis_fork", dict(params), ports, streams, params,
+                      note="every beat to all outputs", conns=conns, lib_ports=lib_ports)
 
 
 # ------------------------------------------------------------------------------------------------ control block

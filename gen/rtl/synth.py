@@ -40,7 +40,7 @@ def summarize(cells: dict) -> dict:
 
 
 def synth(rendered, workdir: str | Path | None = None, extra: str = "", timeout: int = 1200) -> dict:
-    """Synthesize one rendered kernel (its .mem files next to it) for xc7; returns summarize() + run info.
+    """Synthesize one rendered kernel (its library modules and .mem files next to it) for xc7; returns summarize() + run info.
     Results are read from `stat -json` written by `tee -q -o` and from the log file, not from stdout."""
     tmp = None
     if workdir is None:
@@ -50,8 +50,9 @@ def synth(rendered, workdir: str | Path | None = None, extra: str = "", timeout:
     wd.mkdir(parents=True, exist_ok=True)
     rendered.write(wd)
     script = wd / "synth.ys"
+    # the kernel's module and the library modules (gen/rtl/lib) it instantiates
     script.write_text(
-        f"read_verilog -sv {rendered.name}.sv\n"
+        "".join(f"read_verilog -sv {f}\n" for f in rendered.sources()) +
         f"synth_xilinx -family xc7 -top {rendered.name} -noiopad {extra}\n"
         "tee -q -o stats.json stat -json\n")
     t0 = time.time()
