@@ -1,16 +1,12 @@
-"""concat: ops.concat([a, b]) on channels, two streams; bit-exact, cycles, back-pressure."""
-
-import math  # noqa: F401
+"""concat (library module gen_concat): ops.concat([a, b]) on channels, two streams; bit-exact, cycles,
+back-pressure. Library lint / $error checks: tests/test_rtllib.py."""
 
 import numpy as np
 import pytest
 
 from sim.cases import concat_case
-from sim.testing import cached, check_sim, lint_rendered, shards
-
-
-def _divisors(n):
-    return [d for d in range(1, n + 1) if n % d == 0]
+from sim.harness import lint_cases
+from sim.testing import cached, check_sim
 
 
 def random_params(rng) -> dict:
@@ -27,7 +23,7 @@ EDGE = [
     dict(ch_a=2, ch_b=6, simd=1, a_bits=4, ifm_dim=2),                               # PE = 1
 ]
 
-N_RANDOM = 24
+N_RANDOM = 12
 N_SLOW = 60
 
 
@@ -45,9 +41,8 @@ def slow_cases():
     return [concat_case(f"s{i}", rng, frames=2, **random_params(rng)) for i in range(N_SLOW)]
 
 
-@pytest.mark.parametrize("idx", range(len(EDGE) + N_RANDOM))
-def test_concat_lint(idx):
-    lint_rendered(default_cases()[idx].rendered)
+def test_concat_lint():
+    lint_cases("tb_concat", default_cases())
 
 
 def test_concat_exact_and_cycles():
@@ -64,8 +59,7 @@ def test_concat_backpressure():
 @pytest.mark.parametrize("mode", ["nobp", "bp"])
 def test_concat_sweep_slow(mode):
     cases = slow_cases()
-    for c in cases:
-        lint_rendered(c.rendered)
+    lint_cases("tb_concat_slow", cases)
     if mode == "nobp":
         check_sim("tb_concat_slow", cases, cycles_tol=0.05, tag=mode)
     else:

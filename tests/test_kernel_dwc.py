@@ -1,16 +1,16 @@
-"""dwc: stream width converter, identity on the element stream (up, down and non-integer ratios)."""
+"""dwc (library module gen_dwc): stream width converter, identity on the element stream - gather, split (power
+of two and not) and shift buffer (non-integer ratios, equal widths). Library lint / $error checks:
+tests/test_rtllib.py."""
 
-import math  # noqa: F401
+import math
 
 import numpy as np
 import pytest
 
+from gen.rtl.elementwise import dwc_mode
 from sim.cases import dwc_case
-from sim.testing import cached, check_sim, lint_rendered, shards
-
-
-def _divisors(n):
-    return [d for d in range(1, n + 1) if n % d == 0]
+from sim.harness import lint_cases
+from sim.testing import cached, check_sim
 
 
 def random_params(rng) -> dict:
@@ -20,8 +20,8 @@ def random_params(rng) -> dict:
 
 
 EDGE = [
-    dict(in_simd=1, out_simd=4, a_bits=4, n_elems=16),                                # up
-    dict(in_simd=8, out_simd=2, a_bits=4, n_elems=32),                                # down
+    dict(in_simd=1, out_simd=4, a_bits=4, n_elems=16),                                # gather
+    dict(in_simd=8, out_simd=2, a_bits=4, n_elems=32),                                # split
     dict(in_simd=3, out_simd=2, a_bits=8, n_elems=12),                                # 3 -> 2
     dict(in_simd=2, out_simd=3, a_bits=1, n_elems=18),                                # 2 -> 3
     dict(in_simd=4, out_simd=4, a_bits=2, n_elems=8),                                 # same width
@@ -29,9 +29,10 @@ EDGE = [
     dict(in_simd=1, out_simd=1, a_bits=8, n_elems=1),
     dict(in_simd=9, out_simd=3, a_bits=1, n_elems=27),                                # split, 3 slices
     dict(in_simd=12, out_simd=2, a_bits=2, n_elems=12),                               # split, one word a frame
+    dict(in_simd=2, out_simd=8, a_bits=3, n_elems=8),                                 # gather, one word a frame
 ]
 
-N_RANDOM = 24
+N_RANDOM = 12
 N_SLOW = 60
 
 
@@ -49,9 +50,13 @@ def slow_cases():
     return [dwc_case(f"s{i}", rng, frames=2, **random_params(rng)) for i in range(N_SLOW)]
 
 
-@pytest.mark.parametrize("idx", range(len(EDGE) + N_RANDOM))
-def test_dwc_lint(idx):
-    lint_rendered(default_cases()[idx].rendered)
+def test_dwc_modes():
+    assert {dwc_mode(p["in_simd"], p["out_simd"]) for p in EDGE} == {"gather", "split", "shift"}
+    assert [c.rendered.extra["mode"] for c in default_cases()[:3]] == ["gather", "split", "shift"]
+
+
+def test_dwc_lint():
+    lint_cases("tb_dwc", default_cases())
 
 
 def test_dwc_exact_and_cycles():
@@ -68,8 +73,7 @@ def test_dwc_backpressure():
 @pytest.mark.parametrize("mode", ["nobp", "bp"])
 def test_dwc_sweep_slow(mode):
     cases = slow_cases()
-    for c in cases:
-        lint_rendered(c.rendered)
+    lint_cases("tb_dwc_slow", cases)
     if mode == "nobp":
         check_sim("tb_dwc_slow", cases, cycles_tol=0.05, tag=mode)
     else:

@@ -1,16 +1,13 @@
-"""fifo: shift-register (shallow) and memory (deep) FIFOs pass frames unchanged."""
-
-import math  # noqa: F401
+"""fifo (library module gen_fifo): shift-register (shallow), memory (deep: registers, LUTRAM or BRAM) and
+wire-through (depth 0) FIFOs pass frames unchanged; `count` is the fill level. Library lint / $error checks:
+tests/test_rtllib.py."""
 
 import numpy as np
 import pytest
 
 from sim.cases import fifo_case
-from sim.testing import cached, check_sim, lint_rendered, shards
-
-
-def _divisors(n):
-    return [d for d in range(1, n + 1) if n % d == 0]
+from sim.harness import lint_cases
+from sim.testing import cached, check_sim
 
 
 def random_params(rng) -> dict:
@@ -23,12 +20,14 @@ EDGE = [
     dict(depth=1, lanes=1, bits=8, style="srl"),
     dict(depth=2, lanes=2, bits=4, style="srl"),
     dict(depth=16, lanes=4, bits=8, style="srl", frame_beats=40),
-    dict(depth=64, lanes=1, bits=8, style="ram", frame_beats=100),
-    dict(depth=8, lanes=1, bits=1, style="ram"),
-    dict(depth=512, lanes=8, bits=8, style="ram", frame_beats=50),
+    dict(depth=64, lanes=1, bits=8, style="ram", frame_beats=100),                  # LUTRAM
+    dict(depth=8, lanes=1, bits=1, style="ram"),                                    # registers
+    dict(depth=512, lanes=8, bits=8, style="ram", frame_beats=50),                  # BRAM
+    dict(depth=40, lanes=2, bits=4, style="ram", ram_style="block", frame_beats=30),
+    dict(depth=0, lanes=2, bits=4),                                                 # wire-through
 ]
 
-N_RANDOM = 24
+N_RANDOM = 12
 N_SLOW = 60
 
 
@@ -46,9 +45,14 @@ def slow_cases():
     return [fifo_case(f"s{i}", rng, frames=2, **random_params(rng)) for i in range(N_SLOW)]
 
 
-@pytest.mark.parametrize("idx", range(len(EDGE) + N_RANDOM))
-def test_fifo_lint(idx):
-    lint_rendered(default_cases()[idx].rendered)
+def test_fifo_styles():
+    """The edge cases cover every implementation of gen_fifo."""
+    got = {(c.info["style"], c.info["ram_style"]) for c in default_cases()[:len(EDGE)]}
+    assert got >= {("srl", None), ("wire", None), ("ram", "registers"), ("ram", "distributed"), ("ram", "block")}
+
+
+def test_fifo_lint():
+    lint_cases("tb_fifo", default_cases())
 
 
 def test_fifo_exact_and_cycles():
@@ -65,8 +69,7 @@ def test_fifo_backpressure():
 @pytest.mark.parametrize("mode", ["nobp", "bp"])
 def test_fifo_sweep_slow(mode):
     cases = slow_cases()
-    for c in cases:
-        lint_rendered(c.rendered)
+    lint_cases("tb_fifo_slow", cases)
     if mode == "nobp":
         check_sim("tb_fifo_slow", cases, cycles_tol=0.05, tag=mode)
     else:

@@ -1,12 +1,12 @@
-"""upsample: ops.upsample (nearest, integer factors); bit-exact, cycles, back-pressure."""
-
-import math  # noqa: F401
+"""upsample (library module gen_upsample): ops.upsample (nearest, integer factors); bit-exact, cycles,
+back-pressure, every row-buffer style. Library lint / $error checks: tests/test_rtllib.py."""
 
 import numpy as np
 import pytest
 
 from sim.cases import upsample_case
-from sim.testing import cached, check_sim, lint_rendered, shards
+from sim.harness import lint_cases
+from sim.testing import cached, check_sim
 
 
 def _divisors(n):
@@ -26,9 +26,11 @@ EDGE = [
     dict(ifm_ch=3, simd=3, a_bits=8, ifm_dim=(2, 5), factor=(1, 2)),                  # width only
     dict(ifm_ch=2, simd=1, a_bits=4, ifm_dim=(4, 1), factor=(3, 1)),                  # height only
     dict(ifm_ch=4, simd=4, a_bits=2, ifm_dim=3, factor=1),                            # identity
+    dict(ifm_ch=16, simd=2, a_bits=8, ifm_dim=(2, 6), factor=2, frames=2),            # LUTRAM row buffer
+    dict(ifm_ch=64, simd=2, a_bits=8, ifm_dim=(1, 70), factor=(2, 1), frames=2),      # BRAM row buffer
 ]
 
-N_RANDOM = 24
+N_RANDOM = 12
 N_SLOW = 60
 
 
@@ -46,9 +48,13 @@ def slow_cases():
     return [upsample_case(f"s{i}", rng, frames=2, **random_params(rng)) for i in range(N_SLOW)]
 
 
-@pytest.mark.parametrize("idx", range(len(EDGE) + N_RANDOM))
-def test_upsample_lint(idx):
-    lint_rendered(default_cases()[idx].rendered)
+def test_upsample_row_buffer_styles():
+    assert {c.rendered.extra["ram_style"] for c in default_cases()[:len(EDGE)]} == {"registers", "distributed",
+                                                                                    "block"}
+
+
+def test_upsample_lint():
+    lint_cases("tb_upsample", default_cases())
 
 
 def test_upsample_exact_and_cycles():
@@ -65,8 +71,7 @@ def test_upsample_backpressure():
 @pytest.mark.parametrize("mode", ["nobp", "bp"])
 def test_upsample_sweep_slow(mode):
     cases = slow_cases()
-    for c in cases:
-        lint_rendered(c.rendered)
+    lint_cases("tb_upsample_slow", cases)
     if mode == "nobp":
         check_sim("tb_upsample_slow", cases, cycles_tol=0.05, tag=mode)
     else:

