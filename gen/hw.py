@@ -179,8 +179,8 @@ class HwNode:
         if k == "label_select":
             return max(p["N_ELEMS"], p["TOPK"] + 1)  # one element per cycle
         if k == "output":
-            ns = p["NUM_SCORES"]
-            return max(ns // simd, 1 + -(-ns * 4 // p["DMA_BYTES"]))  # receive and send overlap (2 buffers)
+            ns, words = p["NUM_SCORES"], p["NUM_SCORES"] + max(p["NUM_CLASSES"], 1) - 1
+            return max(ns // simd, 1 + -(-words * 4 // p["DMA_BYTES"]))  # receive and send overlap (2 buffers)
         raise ValueError(k)
 
     def to_json(self) -> dict:
@@ -492,13 +492,9 @@ def build_hw_graph(design: Design, dma_bits: int = 64, runtime_weights: bool = F
         if isinstance(layer, L.LabelSelect):
             if layer.output != design.output:
                 raise GenError(f"{layer.name}: a label select is supported only at the output")
-            if layer.k != 1:
-                raise GenError(f"{layer.onnx_nodes[0] if layer.onnx_nodes else layer.name}: TopK with k={layer.k} is "
-                               "not supported in hardware: the output frame carries one class (gen/shell/regmap.py)"
-                               "; use k=1 or ArgMax (gen check runs the full top-k)")
-            x = ins[0]
+            x = ins[0]  # a top-k head sends k indices per frame, largest first (regmap NUM_CLASSES)
             nodes.append(HwNode(layer.name, "label_select", (layer.name,), (x,), _stream(design, layer.output),
-                                dict(N_ELEMS=x.elems, TOPK=1, A_BITS=x.bits)))
+                                dict(N_ELEMS=x.elems, TOPK=layer.k, A_BITS=x.bits)))
             continue
         raise GenError(f"{layer.name}: no hardware kernel for {layer.op}")
 
@@ -515,7 +511,8 @@ def build_hw_graph(design: Design, dma_bits: int = 64, runtime_weights: bool = F
         nodes += label
     ins = (scores,) + ((label[0].output,) if label else ())
     nodes.append(HwNode("output", "output", (), ins, None,
-                        dict(NUM_SCORES=scores.elems, HAS_CLASS=int(bool(label)), DMA_BITS=dma_bits,
+                        dict(NUM_SCORES=scores.elems, HAS_CLASS=int(bool(label)),
+                             NUM_CLASSES=label[0].params["TOPK"] if label else 0, DMA_BITS=dma_bits,
                              DMA_BYTES=dma_bytes)))
     g = HwGraph(design.name, nodes, dma_bits, runtime_weights)
     for n in nodes:  # every stream has one producer

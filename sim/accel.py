@@ -73,8 +73,8 @@ def golden_outputs(design: Design, hwinfo: dict, codes: np.ndarray) -> tuple[np.
     acc = hwinfo["_accel"]
     if not acc["has_class"]:
         labels = [None] * codes.shape[0]
-    elif design.output != design.scores:
-        labels = [int(v) for v in env[design.output].reshape(codes.shape[0], -1)[:, 0]]
+    elif design.output != design.scores:  # the model's head: its k classes per frame, largest first
+        labels = [[int(c) for c in row] for row in env[design.output].reshape(codes.shape[0], -1)]
     else:
         labels = [int(v) for v in ops.label_select(env[design.scores], 1)[:, 0]]
     return scores, labels
@@ -115,7 +115,7 @@ def compare(got_hex: list[str], exp: list[bytes], start: int = 0) -> list[str]:
 
 
 READ_ALL = ["ID", "VERSION", "STATUS", "ERRORS", "FRAMES_IN", "FRAMES_OUT", "LAST_LATENCY", "LAST_INTERVAL",
-            "NUM_SCORES", "IN_FRAME_BYTES", "OUT_FRAME_BYTES"]
+            "NUM_SCORES", "NUM_CLASSES", "IN_FRAME_BYTES", "OUT_FRAME_BYTES"]
 
 
 def run_frames(design: Design, b: runner.Build, hwinfo: dict, *, n: int = 32, bp: float = 0.3, gap: float = 0.3,

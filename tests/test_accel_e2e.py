@@ -59,6 +59,7 @@ def check_design(design, tmp: Path, folding="auto", n=N_FRAMES, bp=0.3, gap=0.3,
     regs = r["reads"][-1]
     assert regs["FRAMES_IN"] == regs["FRAMES_OUT"] == n + 4 and regs["ERRORS"] == 0
     assert regs["ID"] == regmap.ID_MAGIC and regs["NUM_SCORES"] == info["_accel"]["num_scores"]
+    assert regs["NUM_CLASSES"] == info["_accel"]["num_classes"]
     est = info["_accel"]["bottleneck_cycles"]
     assert abs(r["interval"] - est) <= 0.05 * est, f"LAST_INTERVAL {r['interval']} vs analytic {est}"
     return r, info, b

@@ -341,8 +341,8 @@ def test_golden_device_reads_out_of_range_bytes_as_the_rtl(wafer_rtl):
     fours, noise = bytes([4]) * spec.in_frame_bytes, rng.integers(0, 256, spec.in_frame_bytes, np.uint8).tobytes()
     got = {}
     for name, f in (("fours", fours), ("noise", noise), ("zeros", bytes(spec.in_frame_bytes))):
-        want = regmap.unpack_output(wafer_rtl.backend.infer(f + pad), spec.num_scores)
-        got[name] = regmap.unpack_output(golden_dev.infer(f + pad), spec.num_scores)
+        want = regmap.unpack_output(wafer_rtl.backend.infer(f + pad), spec.num_scores, spec.num_classes)
+        got[name] = regmap.unpack_output(golden_dev.infer(f + pad), spec.num_scores, spec.num_classes)
         assert (got[name].label, got[name].scores, got[name].flags) == (want.label, want.scores, want.flags)
     assert got["fours"].scores == got["zeros"].scores
 
@@ -566,12 +566,12 @@ class FakeServer:
             elif mtype == msg["INFER"] and self.good > 0:
                 self.good -= 1
                 n = len(body) // spec.in_frame_bytes
-                out = protocol.RESULT_HEAD.pack(n, spec.num_scores)
+                out = protocol.RESULT_HEAD.pack(n, spec.num_scores, spec.num_classes)
                 for i in range(n):
                     fr = self.backend.infer(body[i * spec.in_frame_bytes:(i + 1) * spec.in_frame_bytes])
-                    o = regmap.unpack_output(fr, spec.num_scores)
-                    out += protocol.RESULT_REC.pack(o.label, o.seq, o.flags) + struct.pack(f"<{len(o.scores)}i",
-                                                                                            *o.scores)
+                    o = regmap.unpack_output(fr, spec.num_scores, spec.num_classes)
+                    out += protocol.RESULT_REC.pack(o.label, o.seq, o.flags) + struct.pack(
+                        f"<{len(o.classes[1:]) + len(o.scores)}i", *o.classes[1:], *o.scores)
                 self._reply(c, msg["INFER_RESULT"], out)
             else:
                 c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

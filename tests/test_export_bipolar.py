@@ -56,11 +56,8 @@ def test_generated(flavour, kind):
         d, t = _check(gm, flavour, seed=seed)
         tied += t
         label = [layer for layer in d.layers if layer.name == "label_select"]
-        if label and label[0].k > 1:
-            with pytest.raises(GenError, match=f"TopK with k={label[0].k} is not supported in hardware"):
-                build_hw_graph(d)
-        else:
-            build_hw_graph(d)  # the hardware takes every top-1 head and every bipolar output
+        out = build_hw_graph(d).node("output")  # the hardware takes every head and every bipolar output
+        assert out.params["NUM_CLASSES"] == (label[0].k if label else out.params["HAS_CLASS"])
     if kind != "coded_head":
         assert tied > 0  # bipolar scores: tied top classes are the common case, so tie-breaking is exercised
 
@@ -87,10 +84,30 @@ def test_bipolar_output_description():
     assert output_description(design)["class"] == "TopK k=3 (indices, largest first, ties to the lower index)"
 
 
-def test_topk_over_one_class_refused_in_hardware():
+def test_topk3_frame_carries_three_classes():
+    """TopK k = 3 in hardware: a 3-deep label select, and an output frame of the header's class, ranks 2 and 3,
+    then the scores; what the firmware and the golden device send (regmap NUM_CLASSES)."""
+    from gen.boards import load_board
+    from gen.firmware.simdev import GoldenBackend
+    from gen.firmware.spec import make_spec
+    from gen.shell import regmap
+    from sim.accel import random_codes
+
     _, design = load_design(EXPORTS / "tfc_bnn_topk3.onnx")
-    with pytest.raises(GenError, match="TopK with k=3 is not supported in hardware"):
-        build_hw_graph(design)
+    g = build_hw_graph(design)
+    assert g.node("label_select").params["TOPK"] == 3 and g.node("output").params["NUM_CLASSES"] == 3
+    board = load_board("zybo-z7")
+    spec = make_spec(design, board)
+    assert spec.num_classes == 3 and spec.out_frame_bytes == regmap.out_frame_bytes(spec.num_scores, 3)
+    assert spec.out_frame_bytes == 8 + 4 * (2 + spec.num_scores)
+    dev = GoldenBackend(design, board)
+    assert dev.read_reg(regmap.REG["NUM_CLASSES"].offset) == 3
+    codes = random_codes(design, 8, np.random.default_rng(5))
+    want = run(design, None, feeds={design.input: codes})[design.output].reshape(len(codes), -1)
+    for c, w in zip(codes, want):
+        fr = regmap.unpack_output(dev.infer(regmap.pack_input(c, bipolar=design.tensors[design.input].bipolar)),
+                                  spec.num_scores, 3)
+        assert fr.classes == tuple(int(v) for v in w) and fr.label == int(w[0])
 
 
 def _head_model(op, in_shape, **attrs):
@@ -140,7 +157,7 @@ def _rtl(design, tmp_path, folding="auto"):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["tfc_bnn_out", "tfc_bnn_hardtanh_argmax", "tfc_bnn_binin_topk1",
-                                  "cnv_bnn_argmax"])
+                                  "tfc_bnn_topk3", "cnv_bnn_argmax"])
 def test_exports_rtl(name, tmp_path):
     _rtl(load_design(EXPORTS / f"{name}.onnx")[1], tmp_path)
 
@@ -158,6 +175,9 @@ def test_exports_rtl(name, tmp_path):
     ("qdq", "narrow_head", 111),        # narrow 2-4 bit codes, per-class gains
     ("qop", "coded_head", 104),         # QOperator scores, per-class gains
     ("qop", "coded_head", 106),         # TopK k = 1 over negated scores
+    ("qonnx", "bipolar_topk", 107),     # TopK k = 6 of 7 bipolar scores
+    ("qdq", "coded_head", 104),         # TopK k = 10 of 10 8-bit scores
+    ("qdq", "narrow_head", 100),        # TopK k = 2 of 3 narrow codes
 ])
 def test_generated_rtl(flavour, kind, seed, tmp_path):
     gm = bipolar_out_model(flavour, kind, np.random.default_rng(seed))
@@ -166,6 +186,16 @@ def test_generated_rtl(flavour, kind, seed, tmp_path):
     assert (design.output != design.scores) == (kind != "bipolar_out" and (kind, seed) != ("bipolar_topk", 101))
     # PE = SIMD = 1: these nets are tiny, and at their fastest folds (3-cycle frames) the output adapter's
     # per-frame overhead alone exceeds the interval check's 5 % (qop coded_head 106: 9 cycles vs 3)
+    _rtl(design, tmp_path, folding="default")
+
+
+def test_topk_rtl(tmp_path):
+    """TopK k = 12 of 12 classes in hardware: the label select keeps 12 ranks and the output frame carries them
+    before the scores (11 class words + 12 scores: an odd word count, padded); RTL == golden under back-pressure."""
+    gm = bipolar_out_model("qonnx", "coded_head", np.random.default_rng(100))
+    onnx.save(gm.model, tmp_path / "m.onnx")
+    design = load_design(tmp_path / "m.onnx")[1]
+    assert [layer.k for layer in design.layers if layer.name == "label_select"] == [12]
     _rtl(design, tmp_path, folding="default")
 
 

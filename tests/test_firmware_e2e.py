@@ -19,7 +19,7 @@ from gen.boards import load_board
 from gen.firmware import protocol, write_firmware
 from gen.firmware.simdev import GoldenBackend, SimDeviceServer
 from gen.frontend import load_design
-from gen.golden.model import encode_input, from_ir_layout, infer
+from gen.golden.model import encode_input, from_ir_layout, infer, run
 from gen.shell import regmap
 
 CC = shutil.which("cc") or shutil.which("gcc")
@@ -124,14 +124,18 @@ def frames_for(s, n, seed=0):
     return [regmap.pack_input(c, dma_bits=8) for c in codes], infer(s.design, x)
 
 
-def parse_results(body, num_scores):
-    n, k = protocol.RESULT_HEAD.unpack_from(body)
-    assert k == num_scores
+def parse_results(body, num_scores, num_classes=None):
+    """INFER_RESULT -> [(class, seq, flags, scores)] (+ the ranks 2.. of a top-k head, when num_classes > 1)."""
+    n, k, ncls = protocol.RESULT_HEAD.unpack_from(body)
+    assert k == num_scores and (num_classes is None or ncls == num_classes)
+    more = max(ncls, 1) - 1
     out, off = [], protocol.RESULT_HEAD.size
     for _ in range(n):
         label, seq, flags = protocol.RESULT_REC.unpack_from(body, off)
         off += protocol.RESULT_REC.size
-        out.append((label, seq, flags, struct.unpack_from(f"<{k}i", body, off)))
+        ranks = struct.unpack_from(f"<{more}i", body, off)
+        off += 4 * more
+        out.append((label, seq, flags, struct.unpack_from(f"<{k}i", body, off)) + ((ranks,) if more else ()))
         off += 4 * k
     return out
 
@@ -337,6 +341,40 @@ def test_ctypes_wrapper(system):
         assert acc.infer(frames[1]).scores == tuple(ref["codes"][1].reshape(-1).tolist())
     with pytest.raises(accel.AccelError, match="OPEN"):
         accel.Accel(f"unix:{system.tmp / 'nothing.sock'}")
+
+
+def test_topk_classes_through_the_server(tmp_path):
+    """A TopK k = 4 head: libaccel reads the 4 classes from the frame, the C server sends them (INFER_RESULT
+    num_classes), the host client and the ctypes wrapper return them - the golden model's top 4, largest first."""
+    from sim.accel import random_codes
+    from tests.modelgen.bipolar_out import bipolar_out_model
+
+    gm = bipolar_out_model("qonnx", "coded_head", np.random.default_rng(102))
+    onnx.save(gm.model, tmp_path / "m.onnx")
+    design = load_design(tmp_path / "m.onnx")[1]
+    s = Sys(tmp_path, design)
+    try:
+        spec = s.backend.spec
+        assert spec.num_classes == 4
+        codes = random_codes(design, 6, np.random.default_rng(4))
+        env = run(design, None, feeds={design.input: codes})
+        top = [tuple(int(v) for v in row) for row in env[design.output].reshape(6, -1)]
+        scores = [tuple(int(v) for v in row) for row in env[design.scores].reshape(6, -1)]
+        frames = [regmap.pack_input(c)[:spec.in_frame_bytes] for c in codes]
+        c = conn(s)
+        send(c, MSG["INFER"], b"".join(frames))
+        mtype, status, body = recv(c)
+        assert (mtype, status) == (MSG["INFER_RESULT"], 0), body
+        res = parse_results(body, spec.num_scores, 4)
+        assert [(r[0],) + r[4] for r in res] == top and [r[3] for r in res] == scores
+        (client, accel) = load_generated(s.fw, "accel_client", "accel")
+        with client.Client("127.0.0.1", s.port, 5) as cl:
+            assert [tuple(r["classes"]) for r in cl.infer(frames)] == top
+        with accel.Accel(f"unix:{s.sock_path}", timeout_ms=500) as acc:
+            assert [r.classes for r in acc.infer_batch(frames)] == top
+            assert acc.status()["NUM_CLASSES"] == 4
+    finally:
+        s.stop()
 
 
 def test_runtime_weights_and_mismatch(tmp_path):

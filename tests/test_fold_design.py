@@ -170,7 +170,7 @@ def test_join_skew_sizes_the_short_branch():
                                                    DEPTHWISE=0)),
         HwNode("c", "mvu", (), (win,), y, dict(MW=9 * C, MH=C, NUM_PIX=H * W, DEPTHWISE=0)),
         HwNode("add", "add", (), (x, y), z, dict(CHANNELS=C, A_BITS=4, B_BITS=4)),
-        HwNode("output", "output", (), (z,), None, dict(NUM_SCORES=H * W * C, DMA_BYTES=8)),
+        HwNode("output", "output", (), (z,), None, dict(NUM_SCORES=H * W * C, NUM_CLASSES=0, DMA_BYTES=8)),
     ]
     g = HwGraph("res", nodes)
     fold = {n.name: {"pe": 1, "simd": 1} for n in nodes}

@@ -631,6 +631,7 @@ static uint32_t reg(uint32_t off)
 	case ACCEL_REG_IN_FRAME_BYTES: return ACCEL_IN_FRAME_BYTES;
 	case ACCEL_REG_OUT_FRAME_BYTES: return ACCEL_OUT_FRAME_BYTES;
 	case ACCEL_REG_NUM_SCORES: return ACCEL_NUM_SCORES;
+	case ACCEL_REG_NUM_CLASSES: return ACCEL_NUM_CLASSES;
 	default: return 0;
 	}
 }

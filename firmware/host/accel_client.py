@@ -345,14 +345,18 @@ class Client:
     def infer(self, frames: list[bytes]) -> list[dict]:
         _, body = self.request("INFER", b"".join(frames))
         try:
-            n, k = proto.RESULT_HEAD.unpack_from(body)
+            n, k, ncls = proto.RESULT_HEAD.unpack_from(body)
+            more = max(ncls, 1) - 1  # ranks 2.. of a top-k head, before the scores
             out, off = [], proto.RESULT_HEAD.size
             for _ in range(n):
                 label, seq, flags = proto.RESULT_REC.unpack_from(body, off)
                 off += proto.RESULT_REC.size
+                classes = [label] + np.frombuffer(body, "<i4", more, off).tolist() if label >= 0 else []
+                off += 4 * more
                 scores = np.frombuffer(body, "<i4", k, off).tolist()
                 off += 4 * k
-                out.append({"class": None if label < 0 else label, "seq": seq, "flags": flags, "scores": scores})
+                out.append({"class": None if label < 0 else label, "classes": classes, "seq": seq, "flags": flags,
+                            "scores": scores})
         except (struct.error, ValueError) as e:
             raise ClientError(f"malformed INFER reply ({e})") from None
         if len(out) != len(frames):
@@ -432,9 +436,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _more_classes() -> int:
+    """CSV columns class2..classK of a top-k head (rank 1 is the `class` column)."""
+    return max(D.get("num_classes", 1), 1) - 1
+
+
 def _rows(chunk, results):
+    more = _more_classes()
     for (name, _), r in zip(chunk, results):
-        yield [name, "" if r["class"] is None else r["class"], r["seq"], r["flags"], *r["scores"]]
+        ranks = (r["classes"][1:] if r["classes"] else [""] * more)[:more]
+        yield [name, "" if r["class"] is None else r["class"], *ranks, r["seq"], r["flags"], *r["scores"]]
 
 
 def run(a) -> int:
@@ -453,7 +464,8 @@ def run(a) -> int:
                 except OSError as e:
                     raise InputError(f"{a.csv}: cannot write ({e.strerror})") from None
                 w = csv.writer(out)
-                w.writerow(["input", "class", "seq", "flags"] + [f"score{i}" for i in range(D["num_scores"])])
+                w.writerow(["input", "class"] + [f"class{r}" for r in range(2, 2 + _more_classes())] + ["seq", "flags"]
+                           + [f"score{i}" for i in range(D["num_scores"])])
                 for i in range(0, len(frames), a.batch):
                     chunk = frames[i:i + a.batch]
                     w.writerows(_rows(chunk, cl.infer([f for _, f in chunk])))

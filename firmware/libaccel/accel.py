@@ -20,6 +20,7 @@ from pathlib import Path
 import accel_proto as proto
 
 NUM_SCORES = proto.DESIGN["num_scores"]
+NUM_CLASSES = proto.DESIGN["num_classes"]
 IN_FRAME_BYTES = proto.DESIGN["in_frame_bytes"]
 
 
@@ -36,7 +37,7 @@ class AccelError(Exception):
 
 class _Result(ctypes.Structure):
     _fields_ = [("label", ctypes.c_int32), ("seq", ctypes.c_uint32), ("flags", ctypes.c_uint32),
-                ("scores", ctypes.c_int32 * NUM_SCORES)]
+                ("classes", ctypes.c_int32 * max(NUM_CLASSES, 1)), ("scores", ctypes.c_int32 * NUM_SCORES)]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Result:
     seq: int
     flags: int
     scores: tuple[int, ...]
+    classes: tuple[int, ...] = ()  # a top-k head's classes, largest first (classes[0] == label)
 
 
 def _find_library() -> str:
@@ -70,13 +72,14 @@ def _load(path: str | None) -> ctypes.CDLL:
             "accel_strerror": ([ctypes.c_int], ctypes.c_char_p),
             "accel_in_frame_bytes": ([], ctypes.c_size_t),
             "accel_num_scores": ([], ctypes.c_size_t),
+            "accel_num_classes": ([], ctypes.c_size_t),
             "accel_design_hash": ([], ctypes.c_uint32)}
     for name, (args, res) in sigs.items():
         f = getattr(lib, name)
         f.argtypes, f.restype = args, res
     # the library and this module must come from the same gen run
-    if (lib.accel_in_frame_bytes(), lib.accel_num_scores(), lib.accel_design_hash()) != \
-            (IN_FRAME_BYTES, NUM_SCORES, proto.DESIGN["design_hash"]):
+    if (lib.accel_in_frame_bytes(), lib.accel_num_scores(), lib.accel_num_classes(), lib.accel_design_hash()) != \
+            (IN_FRAME_BYTES, NUM_SCORES, NUM_CLASSES, proto.DESIGN["design_hash"]):
         raise OSError(f"{lib._name} was built for another design than accel_proto.py")
     return lib
 
@@ -118,7 +121,8 @@ class Accel:
 
     @staticmethod
     def _result(r: _Result) -> Result:
-        return Result(None if r.label < 0 else r.label, r.seq, r.flags, tuple(r.scores))
+        return Result(None if r.label < 0 else r.label, r.seq, r.flags, tuple(r.scores),
+                      tuple(r.classes[:NUM_CLASSES]) if r.label >= 0 else ())
 
     def infer(self, frame: bytes) -> Result:
         buf = (ctypes.c_uint8 * max(len(frame), 1)).from_buffer_copy(bytes(frame) or b"\0")

@@ -375,6 +375,7 @@ static int check_identity(accel_t *a)
 		{ ACCEL_REG_IN_FRAME_BYTES, ACCEL_IN_FRAME_BYTES },
 		{ ACCEL_REG_OUT_FRAME_BYTES, ACCEL_OUT_FRAME_BYTES },
 		{ ACCEL_REG_NUM_SCORES, ACCEL_NUM_SCORES },
+		{ ACCEL_REG_NUM_CLASSES, ACCEL_NUM_CLASSES },
 	};
 	uint32_t v;
 	size_t i;
@@ -522,8 +523,12 @@ static void parse_result(const uint8_t *p, accel_result_t *res)
 	res->label = label == ACCEL_NO_CLASS ? -1 : (int32_t)label;
 	res->seq = hi & 0xFFFFFF;
 	res->flags = hi >> 24;
+	res->classes[0] = res->label;
+	for (i = 0; i < ACCEL_MORE_CLASSES; i++)
+		res->classes[1 + i] = (int32_t)get_le32(p + ACCEL_OUT_HEADER_BYTES + 4 * i);
 	for (i = 0; i < ACCEL_NUM_SCORES; i++)
-		res->scores[i] = (int32_t)get_le32(p + ACCEL_OUT_HEADER_BYTES + ACCEL_SCORE_BYTES * i);
+		res->scores[i] = (int32_t)get_le32(p + ACCEL_OUT_HEADER_BYTES + 4 * ACCEL_MORE_CLASSES +
+						   ACCEL_SCORE_BYTES * i);
 }
 
 int accel_infer(accel_t *a, const uint8_t *frame, size_t len, accel_result_t *res)
@@ -656,6 +661,11 @@ size_t accel_in_frame_bytes(void)
 size_t accel_num_scores(void)
 {
 	return ACCEL_NUM_SCORES;
+}
+
+size_t accel_num_classes(void)
+{
+	return ACCEL_NUM_CLASSES;
 }
 
 uint32_t accel_design_hash(void)

@@ -27,10 +27,15 @@ extern "C" {
 
 typedef struct accel accel_t;
 
+/* class words after the output frame's header: ranks 2..k of a top-k head (gen/shell/regmap.py) */
+#define ACCEL_MORE_CLASSES (ACCEL_NUM_CLASSES > 1 ? ACCEL_NUM_CLASSES - 1 : 0)
+
 typedef struct {
-	int32_t label;		/* arg-max class; -1 when the design has no class output */
+	int32_t label;		/* arg-max class (rank 1); -1 when the design has no class output */
 	uint32_t seq;		/* the accelerator's frame sequence number (mod 2^24) */
 	uint32_t flags;		/* ACCEL_FLAG_SHORT / ACCEL_FLAG_LONG of the input frame */
+	/* top-k head: classes largest first, classes[0] == label (ACCEL_NUM_CLASSES of them; -1 without a class) */
+	int32_t classes[ACCEL_NUM_CLASSES > 0 ? ACCEL_NUM_CLASSES : 1];
 	int32_t scores[ACCEL_NUM_SCORES];	/* output codes, NHWC order */
 } accel_result_t;
 
@@ -63,6 +68,7 @@ const char *accel_strerror(int err);
 /* the design's sizes, for bindings that cannot read the headers (ctypes) */
 size_t accel_in_frame_bytes(void);
 size_t accel_num_scores(void);
+size_t accel_num_classes(void);
 uint32_t accel_design_hash(void);
 
 #ifdef __cplusplus

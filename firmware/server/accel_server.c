@@ -265,7 +265,7 @@ static int bad_frame(struct client *c, const uint8_t *payload, size_t off)
 
 static int do_infer(struct client *c, const uint8_t *payload, uint32_t len)
 {
-	size_t n = len / ACCEL_IN_FRAME_BYTES, i, rec = 12 + 4 * ACCEL_NUM_SCORES, bad;
+	size_t n = len / ACCEL_IN_FRAME_BYTES, i, rec = 12 + 4 * (ACCEL_MORE_CLASSES + ACCEL_NUM_SCORES), bad;
 	accel_result_t *res;
 	uint8_t *out;
 	int r, j;
@@ -278,7 +278,7 @@ static int do_infer(struct client *c, const uint8_t *payload, uint32_t len)
 	if (accel_check_frames(payload, len, &bad) == -ACCEL_E_BAD_FRAME)
 		return bad_frame(c, payload, bad);
 	res = calloc(n, sizeof(*res));
-	out = malloc(8 + n * rec);
+	out = malloc(12 + n * rec);
 	if (!res || !out) {
 		free(res);
 		free(out);
@@ -293,16 +293,20 @@ static int do_infer(struct client *c, const uint8_t *payload, uint32_t len)
 	} else {
 		put_le32(out, (uint32_t)n);
 		put_le32(out + 4, ACCEL_NUM_SCORES);
+		put_le32(out + 8, ACCEL_NUM_CLASSES);
 		for (i = 0; i < n; i++) {
-			uint8_t *p = out + 8 + i * rec;
+			uint8_t *p = out + 12 + i * rec;
 
 			put_le32(p, (uint32_t)res[i].label);
 			put_le32(p + 4, res[i].seq);
 			put_le32(p + 8, res[i].flags);
-			for (j = 0; j < ACCEL_NUM_SCORES; j++)
-				put_le32(p + 12 + 4 * j, (uint32_t)res[i].scores[j]);
+			p += 12;
+			for (j = 0; j < ACCEL_MORE_CLASSES; j++, p += 4)
+				put_le32(p, (uint32_t)res[i].classes[1 + j]);
+			for (j = 0; j < ACCEL_NUM_SCORES; j++, p += 4)
+				put_le32(p, (uint32_t)res[i].scores[j]);
 		}
-		r = reply(c, NET_MSG_INFER_RESULT, out, (uint32_t)(8 + n * rec));
+		r = reply(c, NET_MSG_INFER_RESULT, out, (uint32_t)(12 + n * rec));
 	}
 	free(res);
 	free(out);
@@ -367,6 +371,7 @@ static int do_info(struct client *c, uint32_t len)
 	const uint32_t v[NET_NUM_INFO_FIELDS] = {
 		(uint32_t)ACCEL_DESIGN_HASH, ACCEL_IN_FRAME_BYTES, ACCEL_NUM_SCORES, ACCEL_IN_HEIGHT,
 		ACCEL_IN_WIDTH, ACCEL_IN_CHANNELS, ACCEL_IN_SIGNED, ACCEL_HAS_CLASS, ACCEL_RUNTIME_LAYERS,
+		ACCEL_NUM_CLASSES,
 	};
 	uint8_t out[4 * NET_NUM_INFO_FIELDS];
 	int i;

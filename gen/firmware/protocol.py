@@ -49,7 +49,7 @@ ERROR = {e.name: e for e in ERRORS}
 
 # ---- NET: client <-> server (TCP, little-endian) -------------------------------------------------------------
 NET_MAGIC = int.from_bytes(b"GENP", "little")
-NET_VERSION = 1
+NET_VERSION = 2  # 2: INFER_RESULT carries the classes of a top-k head (num_classes)
 NET_HEADER = struct.Struct("<IBBHI")  # magic, version, type, status (ERRORS code, 0 in requests), payload length
 NET_MAX_PAYLOAD = 1 << 22             # 4 MiB: the server closes the connection on anything larger
 NET_MAX_BATCH = 256                   # frames in one INFER request
@@ -72,8 +72,9 @@ NET_MESSAGES: tuple[Message, ...] = (
             "(regmap run-time weight upload)", "CONFIG_RESULT"),
     Message("STATUS", 0x03, "empty", "STATUS_RESULT"),
     Message("INFO", 0x04, "empty", "INFO_RESULT"),
-    Message("INFER_RESULT", 0x81, "u32 n, u32 num_scores, then n records of i32 class (-1: none), u32 seq, "
-            "u32 flags, i32 scores[num_scores]", ""),
+    Message("INFER_RESULT", 0x81, "u32 n, u32 num_scores, u32 num_classes, then n records of i32 class (-1: "
+            "none), u32 seq, u32 flags, i32 classes[num_classes - 1] (ranks 2.. of a top-k head; none when "
+            "num_classes <= 1), i32 scores[num_scores]", ""),
     Message("CONFIG_RESULT", 0x82, "u32 records written", ""),
     Message("STATUS_RESULT", 0x83, "u32 values of the STATUS_REGS registers in order, then u32 server counters "
             "(requests, errors, clients)", ""),
@@ -87,10 +88,10 @@ STATUS_REGS: tuple[str, ...] = tuple(r.name for r in regmap.REGISTERS
                                      if r.access in ("ro", "const", "w1c") and not r.name.startswith("CFG_"))
 SERVER_COUNTERS: tuple[str, ...] = ("requests", "errors", "clients")
 INFO_FIELDS: tuple[str, ...] = ("design_hash", "in_frame_bytes", "num_scores", "in_height", "in_width",
-                                "in_channels", "in_signed", "has_class", "runtime_layers")
+                                "in_channels", "in_signed", "has_class", "runtime_layers", "num_classes")
 CFG_RECORD = struct.Struct(f"<II{regmap.CFG_DATA_WORDS}I")
-RESULT_HEAD = struct.Struct("<II")     # n, num_scores
-RESULT_REC = struct.Struct("<iII")     # class, seq, flags (then num_scores i32)
+RESULT_HEAD = struct.Struct("<III")    # n, num_scores, num_classes
+RESULT_REC = struct.Struct("<iII")     # class, seq, flags (then max(num_classes, 1) - 1 + num_scores i32)
 
 # ---- SIMDEV: libaccel <-> simulated device (Unix stream socket, little-endian) --------------------------------
 SIM_REQ = struct.Struct("<IIIII")   # op, id, arg0, arg1, payload length

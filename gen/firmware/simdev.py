@@ -83,7 +83,8 @@ class GoldenBackend:
         s = self.spec
         return {"ID": regmap.ID_MAGIC, "VERSION": regmap.version_word(), "DESIGN_HASH": s.design_hash,
                 "IN_FRAME_BYTES": s.in_frame_bytes, "OUT_FRAME_BYTES": s.out_frame_bytes,
-                "NUM_SCORES": s.num_scores, "CLOCK_KHZ": s.clock_khz}
+                "NUM_SCORES": s.num_scores, "CLOCK_KHZ": s.clock_khz,
+                "NUM_CLASSES": s.num_classes}
 
     def read_reg(self, offset: int) -> int:
         reg = next((r for r in regmap.REGISTERS if r.offset == offset), None)
@@ -138,8 +139,8 @@ class GoldenBackend:
         d = self.design
         env = run(d, None, feeds={d.input: codes[None]})
         scores = env[d.scores].reshape(-1)
-        if d.output != d.scores:
-            label = int(env[d.output].reshape(-1)[0])
+        if d.output != d.scores:  # the model's head: k classes, largest first
+            label = [int(c) for c in env[d.output].reshape(-1)]
         elif self.spec.has_class:
             label = int(np.argmax(scores))  # ties to the lower index, as the hardware
         else:

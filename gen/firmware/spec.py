@@ -29,6 +29,7 @@ class Spec:
     dma_bits: int
     clock_khz: int
     has_class: bool           # the output header carries an arg-max class (else NO_CLASS)
+    num_classes: int          # regmap NUM_CLASSES: 0 (no class), 1, or k of a top-k head (ranks 2.. after the header)
     runtime_weights: tuple[str, ...]  # names of the layers writable at run time (CFG_LAYER index order)
     dma_base: int             # AXI DMA register block (M_AXI_GP0 address map, boards/*.yaml)
     accel_base: int           # the accelerator's AXI-Lite block
@@ -57,6 +58,7 @@ class Spec:
                 "out_frame_padded": self.out_frame_padded, "num_scores": self.num_scores,
                 "in_height": h, "in_width": w, "in_channels": c, "in_signed": int(self.in_signed),
                 "dma_bits": self.dma_bits, "clock_khz": self.clock_khz, "has_class": int(self.has_class),
+                "num_classes": self.num_classes,
                 "runtime_layers": len(self.runtime_weights), "dma_base": self.dma_base,
                 "accel_base": self.accel_base, "reg_span": self.reg_span}
 
@@ -81,6 +83,14 @@ def has_class_output(design: Design) -> bool:
         return True
     h, w, c = design.tensors[design.scores].shape
     return h == 1 and w == 1 and c > 1 and _one_increasing_map(design)
+
+
+def num_classes(design: Design) -> int:
+    """regmap NUM_CLASSES of the design: k of its TopK head, 1 for any other class output, 0 without one."""
+    label = next((layer for layer in design.layers if isinstance(layer, L.LabelSelect)), None)
+    if label is not None:
+        return int(label.k)
+    return int(has_class_output(design))
 
 
 def output_description(design: Design) -> dict:
@@ -115,7 +125,8 @@ def make_spec(design: Design, board: dict, *, runtime_weights: bool | None = Non
                 design_hash=_design_hash(design) if design_hash is None else design_hash,
                 in_shape=tuple(t.shape), in_lo=t.lo, in_hi=t.hi, in_signed=t.signed, in_bipolar=t.bipolar,
                 in_frame_bytes=regmap.in_frame_bytes(t.elements), num_scores=scores.elements,
-                out_frame_bytes=regmap.out_frame_bytes(scores.elements), dma_bits=board["dma"]["width_bits"],
+                out_frame_bytes=regmap.out_frame_bytes(scores.elements, num_classes(design)), dma_bits=board["dma"]["width_bits"],
                 clock_khz=int(round(design_clock_mhz(design, board) * 1000)), has_class=has_class_output(design),
+                num_classes=num_classes(design),
                 runtime_weights=writable, dma_base=sysmap.dma_base, accel_base=sysmap.accel_base,
                 reg_span=sysmap.span)

@@ -229,7 +229,7 @@ def render_node(node: HwNode, design: Design, pe: int, simd: int, ins: list[Enc]
             return r, Enc(1, False, True)
         return r, Enc(r.params["O_BITS"], bool(rqc["o_signed"]))
     if k == "label_select":
-        r = render_label_unit(node.name, n_elems=p["N_ELEMS"], simd=simd, x=x, k=1)
+        r = render_label_unit(node.name, n_elems=p["N_ELEMS"], simd=simd, x=x, k=p["TOPK"])
         return r, Enc(r.params["IDX_BITS"], False)
     if k == "input":
         r = shell.render_input_adapter(n_elems=p["N_ELEMS"], simd=simd, a_bits=out.bits, dma_bits=p["DMA_BITS"])
@@ -237,7 +237,7 @@ def render_node(node: HwNode, design: Design, pe: int, simd: int, ins: list[Enc]
     if k == "output":
         has_class = bool(p["HAS_CLASS"])
         r = shell.render_output_adapter(num_scores=p["NUM_SCORES"], lanes=simd, s_bits=x.bits, s_signed=x.signed,
-                                        s_bipolar=x.bipolar, has_class=has_class,
+                                        s_bipolar=x.bipolar, num_classes=p["NUM_CLASSES"],
                                         idx_bits=ins[1].bits if has_class else 1, dma_bits=p["DMA_BITS"])
         return r, None
     raise GenError(f"{node.name}: no renderer for kind {k}")
@@ -397,13 +397,15 @@ def emit(design: Design, graph: HwGraph, folding: dict, *, clock_mhz: float = 10
     cfg_ok = " || ".join(f"cfg_ok_{c['index']}" for c in em.cfg_layers) or "1'b0"
     inp, outn = graph.node("input"), graph.node("output")
     in_bytes = regmap.in_frame_bytes(inp.params["N_ELEMS"])
-    ns = outn.params["NUM_SCORES"]
-    ctrl = shell.render_ctrl(design_hash=em.design_hash, in_bytes=in_bytes, out_bytes=regmap.out_frame_bytes(ns),
-                             num_scores=ns, clock_khz=int(round(clock_mhz * 1000)), runtime_weights=runtime_weights)
+    ns, ncls = outn.params["NUM_SCORES"], outn.params["NUM_CLASSES"]
+    ctrl = shell.render_ctrl(design_hash=em.design_hash, in_bytes=in_bytes,
+                             out_bytes=regmap.out_frame_bytes(ns, ncls), num_scores=ns, num_classes=ncls,
+                             clock_khz=int(round(clock_mhz * 1000)), runtime_weights=runtime_weights)
     em.modules[ctrl.name] = ctrl
     em.accel_sv = _accel_sv(top, graph, cfg_ok, len(em.cfg_layers))
     bn, bc = graph.bottleneck(folding)
     em.info["_accel"] = dict(dma_bits=graph.dma_bits, has_class=bool(outn.params["HAS_CLASS"]), num_scores=ns,
+                             num_classes=ncls,
                              in_frame_bytes=in_bytes, runtime_weights=runtime_weights, design_hash=em.design_hash,
                              bottleneck=bn, bottleneck_cycles=bc, clock_mhz=clock_mhz, cfg_layers=em.cfg_layers)
     em.top_v = shell.render_top_wrapper("accel", graph.dma_bits)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from ..errors import GenError
 from ..shell import regmap
 from .common import Port, Rendered, Stream, axis_ports, clog2, header, lib_kernel, render_template, ubits
 
@@ -29,19 +30,27 @@ def render_input_adapter(*, n_elems: int, simd: int, a_bits: int, dma_bits: int)
 
 
 def render_output_adapter(*, num_scores: int, lanes: int, s_bits: int, s_signed: bool, s_bipolar: bool,
-                          has_class: bool, idx_bits: int, dma_bits: int) -> Rendered:
-    assert dma_bits >= 64, "the 8-byte output header needs DMA beats of at least 64 bits"
-    assert num_scores % lanes == 0
+                          num_classes: int, idx_bits: int, dma_bits: int) -> Rendered:
+    """regmap's output frame from the scores stream and, when num_classes > 0, the class stream (num_classes
+    indices per frame, largest first: the header takes rank 1, ranks 2.. go before the scores)."""
+    if dma_bits != 64:
+        raise GenError(f"output adapter: DMA width {dma_bits} bits; the output frame format (gen/shell/regmap.py) "
+                       "is laid out for 64-bit DMA beats")
+    if num_scores % lanes or num_classes < 0:
+        raise GenError(f"output adapter: NUM_SCORES={num_scores} not a multiple of LANES={lanes} "
+                       f"or NUM_CLASSES={num_classes} < 0")
+    has_class = num_classes > 0
     wpb = dma_bits // 32
-    nob = -(-num_scores // wpb)
+    more = max(num_classes, 1) - 1  # class words after the header
+    nob = -(-(more + num_scores) // wpb)
     rb = num_scores // lanes
     name = "accel_output"
-    params = dict(NUM_SCORES=num_scores, LANES=lanes, S_BITS=s_bits, DMA_BITS=dma_bits, HAS_CLASS=int(has_class))
+    params = dict(NUM_SCORES=num_scores, LANES=lanes, S_BITS=s_bits, DMA_BITS=dma_bits, NUM_CLASSES=num_classes)
     sv = render_template("accel_output.sv.j2", name=name, params=params,
                          header=header("output adapter", name, "output", params), NS=num_scores, LANES=lanes,
-                         S_BITS=s_bits, S_SIGNED=s_signed, S_BIPOLAR=s_bipolar, HAS_CLASS=has_class,
-                         IDX_BITS=idx_bits, DMA_BITS=dma_bits, WPB=wpb, NOB=nob, RB=rb, RW=max(1, clog2(rb)),
-                         EW=max(1, clog2(nob + 1)))
+                         S_BITS=s_bits, S_SIGNED=s_signed, S_BIPOLAR=s_bipolar, HAS_CLASS=has_class, NC=num_classes,
+                         MORE=more, CW=max(1, clog2(num_classes)), IDX_BITS=idx_bits, DMA_BITS=dma_bits, WPB=wpb,
+                         NOB=nob, RB=rb, RW=max(1, clog2(rb)), EW=max(1, clog2(nob + 1)))
     ports = [Port("clk", "input", 1), Port("rst", "input", 1)] + axis_ports("s_scores", "in", lanes * s_bits)
     if has_class:
         ports += axis_ports("s_class", "in", idx_bits)
@@ -76,14 +85,14 @@ def axil_port_decls() -> str:
     return "\n".join(f"  {d:<6} logic {f'[{w - 1}:0] ' if w > 1 else ''}{n}," for n, d, w in regmap.axil_ports())
 
 
-def render_ctrl(*, design_hash: int, in_bytes: int, out_bytes: int, num_scores: int, clock_khz: int,
-                runtime_weights: bool) -> Rendered:
+def render_ctrl(*, design_hash: int, in_bytes: int, out_bytes: int, num_scores: int, num_classes: int,
+                clock_khz: int, runtime_weights: bool) -> Rendered:
     """AXI-Lite slave with the registers of regmap.REGISTERS (the only description of the register map)."""
     R = regmap.REG
     A = regmap.AXIL_ADDR_BITS
     consts = {"ID": regmap.ID_MAGIC, "VERSION": regmap.version_word(), "DESIGN_HASH": design_hash,
               "IN_FRAME_BYTES": in_bytes, "OUT_FRAME_BYTES": out_bytes, "NUM_SCORES": num_scores,
-              "CLOCK_KHZ": clock_khz}
+              "NUM_CLASSES": num_classes, "CLOCK_KHZ": clock_khz}
     fld = {f"{r.name}.{f.name}": f.lsb for r in regmap.REGISTERS for f in r.fields}
     ro = {"STATUS": "status_w", "ERRORS": "errors", "FRAMES_IN": "frames_in", "FRAMES_OUT": "frames_out",
           "LAST_LATENCY": "last_latency", "LAST_INTERVAL": "last_interval", "CFG_LAYER": "cfg_layer",

@@ -13,11 +13,13 @@ last beat carries `tlast`):
   correct, no reset needed.
 - output frame: an 8-byte header, little-endian: bits [31:0] class index (arg-max of the scores, ties to the
   lower index; 0xFFFFFFFF when the design has no class output), [55:32] frame sequence number (mod 2^24),
-  [63:56] flags of the input frame (FLAG_SHORT, FLAG_LONG); then the output codes ("scores", the tensor the
-  class is chosen from, in NHWC order) as signed 32-bit little-endian words (a bipolar tensor's codes as -1 and
-  +1). The class is the model's own head (ArgMax, Softmax, TopK with k = 1) over the real scores, or without one
-  the arg-max of scores that one increasing map dequantises; what the codes mean is the design's
-  (accel_proto.DESIGN["output"]: encoding, range, the ops to float).
+  [63:56] flags of the input frame (FLAG_SHORT, FLAG_LONG); then, for a top-k head (NUM_CLASSES = k > 1), the
+  classes of ranks 2..k as unsigned 32-bit little-endian words (the header holds rank 1); then the output codes
+  ("scores", the tensor the class is chosen from, in NHWC order) as signed 32-bit little-endian words (a bipolar
+  tensor's codes as -1 and +1). The class is the model's own head (ArgMax, Softmax, TopK: indices largest
+  first, ties to the lower index) over the real scores, or without one the arg-max of scores that one
+  increasing map dequantises; what the codes mean is the design's (accel_proto.DESIGN["output"]: encoding,
+  range, the ops to float). NUM_CLASSES is 0 for a design without a class, whose header says NO_CLASS.
 
 `interrupt` on TOP_MODULE pulses high for one cycle when an output frame has been sent (optional for the
 driver, which normally waits on the DMA's completion).
@@ -31,8 +33,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 ID_MAGIC = 0x47454E31  # "GEN1"
-VERSION = (1, 0)  # (major, minor) of this contract
+VERSION = (1, 1)  # (major, minor) of this contract; 1.1 added NUM_CLASSES (top-k frames)
 AXIL_ADDR_BITS = 8
 CFG_DATA_WORDS = 8  # CFG_DATA0..7: up to 256-bit weight words
 OUT_HEADER_BYTES = 8
@@ -85,6 +89,7 @@ REGISTERS: tuple[Register, ...] = (
     Register("OUT_FRAME_BYTES", 0x2C, "const", "bytes of an output frame (before padding to DMA beats)"),
     Register("NUM_SCORES", 0x30, "const", "output codes per frame"),
     Register("CLOCK_KHZ", 0x34, "const", "design clock the report assumed, kHz"),
+    Register("NUM_CLASSES", 0x38, "const", "class indices per output frame: 0 (header NO_CLASS), 1, or k (top-k)"),
     Register("CFG_LAYER", 0x40, "rw", "run-time weights: layer index (design.json order of writable layers)"),
     Register("CFG_ADDR", 0x44, "rw", "run-time weights: {PE index, word address}"),
     Register("CFG_COMMIT", 0x48, "wo", "write 1: write CFG_DATA* to CFG_LAYER/CFG_ADDR"),
@@ -136,14 +141,13 @@ def in_frame_bytes(num_elements: int) -> int:
     return num_elements
 
 
-def out_frame_bytes(num_scores: int) -> int:
-    return OUT_HEADER_BYTES + SCORE_BYTES * num_scores
+def out_frame_bytes(num_scores: int, num_classes: int = 1) -> int:
+    """Bytes of an output frame: the header (rank-1 class), ranks 2..num_classes, the scores."""
+    return OUT_HEADER_BYTES + SCORE_BYTES * (max(num_classes, 1) - 1 + num_scores)
 
 
 def pack_input(codes, *, bipolar: bool = False, dma_bits: int = 64) -> bytes:
     """Input codes (any shape, NHWC order when flattened) -> the padded input frame."""
-    import numpy as np
-
     flat = np.asarray(codes).reshape(-1).astype(np.int64)
     if bipolar:
         flat = (flat > 0).astype(np.int64)
@@ -155,27 +159,34 @@ def pack_input(codes, *, bipolar: bool = False, dma_bits: int = 64) -> bytes:
 
 @dataclass(frozen=True)
 class OutputFrame:
-    label: int | None
+    label: int | None            # the header's class (rank 1), None for NO_CLASS
     seq: int
     flags: int
     scores: tuple[int, ...]
+    classes: tuple[int, ...] = ()  # every rank of a top-k head, largest first (classes[0] == label)
 
 
-def unpack_output(data: bytes, num_scores: int) -> OutputFrame:
-    """An output frame (padding allowed) -> class, sequence number, flags, scores."""
-    need = out_frame_bytes(num_scores)
+def unpack_output(data: bytes, num_scores: int, num_classes: int = 1) -> OutputFrame:
+    """An output frame (padding allowed) -> class(es), sequence number, flags, scores."""
+    need = out_frame_bytes(num_scores, num_classes)
     if len(data) < need:
         raise ValueError(f"output frame has {len(data)} bytes, expected at least {need}")
     head = int.from_bytes(data[:8], "little")
     label = head & 0xFFFFFFFF
-    scores = tuple(int.from_bytes(data[8 + 4 * i:12 + 4 * i], "little", signed=True) for i in range(num_scores))
-    return OutputFrame(None if label == NO_CLASS else label, (head >> 32) & 0xFFFFFF, head >> 56, scores)
+    more = max(num_classes, 1) - 1
+    words = [int.from_bytes(data[8 + 4 * i:12 + 4 * i], "little", signed=i >= more) for i in range(more + num_scores)]
+    classes = () if label == NO_CLASS else (label, *words[:more])
+    return OutputFrame(None if label == NO_CLASS else label, (head >> 32) & 0xFFFFFF, head >> 56,
+                       tuple(words[more:]), classes)
 
 
-def pack_output(label: int | None, seq: int, flags: int, scores, *, dma_bits: int = 64) -> bytes:
-    """The output frame the hardware sends (used by simulation models and tests)."""
-    head = (NO_CLASS if label is None else label) | (seq & 0xFFFFFF) << 32 | (flags & 0xFF) << 56
-    raw = head.to_bytes(8, "little") + b"".join(int(s).to_bytes(4, "little", signed=True) for s in scores)
+def pack_output(label, seq: int, flags: int, scores, *, dma_bits: int = 64) -> bytes:
+    """The output frame the hardware sends (used by simulation models and tests). `label`: None (NO_CLASS), a
+    class, or the k classes of a top-k head, largest first."""
+    classes = [] if label is None else [int(c) for c in np.atleast_1d(label)]
+    head = (classes[0] if classes else NO_CLASS) | (seq & 0xFFFFFF) << 32 | (flags & 0xFF) << 56
+    raw = head.to_bytes(8, "little") + b"".join(c.to_bytes(4, "little") for c in classes[1:]) + \
+        b"".join(int(s).to_bytes(4, "little", signed=True) for s in scores)
     return raw + bytes(beats(len(raw), dma_bits) * dma_bits // 8 - len(raw))
 
 
