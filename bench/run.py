@@ -42,8 +42,8 @@ def finn_fold(graph, table):
 
 
 def run_design(name, model_path, board, fold_table, synth, sim, workdir):
-    from gen.fold import fold_design
     from gen.fold import estimate as E
+    from gen.fold import fold_design
     from gen.frontend import load, lower
     from gen.hw import build_hw_graph
     from gen.report import synth_design
@@ -177,6 +177,7 @@ def main():
     a = ap.parse_args()
     import onnx
     from cnv import FINN_CNV_FOLD, FINN_TFC_FOLD, cnv_model
+
     from gen.boards import load_board
     board = load_board(a.board)
     work = REPO / "build" / "bench_designs"

@@ -15,8 +15,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import GenError
-from .schema import INT, LIST, MAPPING, NUMBER, STRING, bad_value, has_type, no_unknown_keys, read_yaml, want, \
-    want_range
+from .schema import (
+    INT,
+    LIST,
+    MAPPING,
+    NUMBER,
+    STRING,
+    bad_value,
+    has_type,
+    no_unknown_keys,
+    read_yaml,
+    want,
+    want_range,
+)
 
 BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
 

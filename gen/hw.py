@@ -318,7 +318,6 @@ def build_hw_graph(design: Design, dma_bits: int = 64, runtime_weights: bool = F
     nodes: list[HwNode] = []
     fused: set[str] = set()  # Requant layers absorbed into their producer's kernel
     dma_bytes = dma_bits // 8
-    layers = {l.name: l for l in design.layers}
 
     def fusable_requant(tensor: str) -> L.Requant | None:
         c = _sole_consumer(design, tensor)
@@ -412,8 +411,8 @@ def build_hw_graph(design: Design, dma_bits: int = 64, runtime_weights: bool = F
                 x = recode(x, StreamInfo(x.tensor, x.shape, 2, True), f"{layer.name}_recode")
             glob = (kh, kw) == (ih, iw) and not any(pads) and (oh, ow) == (1, 1)
             params = dict(CHANNELS=c, IFM_DIM_H=ih, IFM_DIM_W=iw, K_H=kh, K_W=kw, STRIDE_H=sh, STRIDE_W=sw,
-                          OFM_DIM_H=oh, OFM_DIM_W=ow, NUM_PIX=oh * ow, GLOBAL=int(glob), MODE="max" if is_max else "sum",
-                          A_BITS=x.bits)
+                          OFM_DIM_H=oh, OFM_DIM_W=ow, NUM_PIX=oh * ow, GLOBAL=int(glob),
+                          MODE="max" if is_max else "sum", A_BITS=x.bits)
             src = x
             if not glob:
                 pv = x.lo if is_max else int(layer.pad_value)

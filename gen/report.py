@@ -170,7 +170,8 @@ def hw_markdown(hw: dict, synth: dict | None = None) -> str:
     L.append(f"- FIFOs: {sum(len(r['fifos']) for r in hw['nodes'])}, costing LUT {ft['lut']:,.0f}, FF {ft['ff']:,.0f}, "
              f"BRAM18 {ft['bram18']:,.0f}")
     L += ["", "![cycles per node](cycles.png)  ![resources per node](resources.png)", "",
-          "| node | kind | PE | SIMD | cycles/frame | vs bottleneck | LUT | FF | BRAM18 | DSP | LUT % | BRAM % | FIFO depths |",
+          "| node | kind | PE | SIMD | cycles/frame | vs bottleneck | LUT | FF | BRAM18 | DSP | LUT % | BRAM % "
+          "| FIFO depths |",
           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in hw["nodes"]:
         x = r["total"]
@@ -209,6 +210,7 @@ def hw_plots(hw: dict, out_dir) -> list:
     """cycles.png (cycles per node vs the bottleneck) and resources.png (per node, stacked kernel / dwc / fifo,
     as % of the board)."""
     from pathlib import Path
+
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -257,6 +259,7 @@ def synth_design(rtl_dir, top: str = "accel", workdir=None, timeout: int = 3600)
     import subprocess
     import time
     from pathlib import Path
+
     from .fold.resources import measured
     from .rtl.synth import yosys_bin
     rtl_dir = Path(rtl_dir).resolve()

@@ -72,7 +72,7 @@ class VerilatorBackend:
                 try:
                     self.conn, _ = lsock.accept()
                     break
-                except socket.timeout:
+                except TimeoutError:
                     if self.error or not self.thread.is_alive() or time.monotonic() - t0 > start_timeout_s:
                         raise RuntimeError(f"the Verilator device did not start: {self.error}") from self.error
         finally:

@@ -229,7 +229,8 @@ def run(b: Build, spec: dict, name: str = "run", test_module: str = "sim.tb_axis
     t0 = time.time()
     log = rdir / "sim.log"
     try:
-        r.test(test_module=test_module, hdl_toplevel=b.top, hdl_toplevel_lang="verilog", build_dir=str(b.dir / "obj"), test_dir=str(rdir),
+        r.test(test_module=test_module, hdl_toplevel=b.top, hdl_toplevel_lang="verilog", build_dir=str(b.dir / "obj"),
+               test_dir=str(rdir),
                extra_env={"GEN_SIM_SPEC": str(spec_path), "GEN_SIM_RESULTS": str(res_path),
                           "COCOTB_RANDOM_SEED": str(spec.get("seed", 1))},
                log_file=str(log))

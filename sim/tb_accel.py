@@ -36,7 +36,8 @@ def _pauses(rng: random.Random, p: float):
 
 @cocotb.test()
 async def run_spec(dut):
-    spec = json.load(open(os.environ["GEN_SIM_SPEC"]))
+    with open(os.environ["GEN_SIM_SPEC"]) as f:
+        spec = json.load(f)
     rng = random.Random(spec.get("seed", 1))
     step = get_sim_steps(spec.get("clock_ns", 10), "ns")
     cocotb.start_soon(Clock(dut.ap_clk, spec.get("clock_ns", 10), unit="ns").start())

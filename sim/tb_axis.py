@@ -111,7 +111,8 @@ async def _instance_body(dut, inst: dict, res: dict, step_per_cycle: int, seed: 
                     res["errors"].append(
                         f"phase {ph} port {port} frame {k}: {len(got)} elements (expected {len(exp)}), "
                         f"{len(bad)} mismatches" + (f", first at {bad[0]}: got {got[bad[0]]} expected {exp[bad[0]]}"
-                                                    if bad else "") + f"; got[:16]={got[:16]} exp[:16]={list(exp)[:16]}")
+                                                    if bad else "") + f"; got[:16]={got[:16]} "
+                        f"exp[:16]={list(exp)[:16]}")
                 else:
                     res["frames_ok"] += 1
     for c in checkers:
@@ -122,7 +123,8 @@ async def _instance_body(dut, inst: dict, res: dict, step_per_cycle: int, seed: 
 
 @cocotb.test()
 async def run_spec(dut):
-    spec = json.load(open(os.environ["GEN_SIM_SPEC"]))
+    with open(os.environ["GEN_SIM_SPEC"]) as f:
+        spec = json.load(f)
     clock_ns = spec.get("clock_ns", 10)
     step_per_cycle = get_sim_steps(clock_ns, "ns")
     cocotb.start_soon(Clock(dut.clk, clock_ns, unit="ns").start())

@@ -32,7 +32,8 @@ OPS = dict(INFER=1, READ=2, WRITE=3, QUIT=4)
 
 @cocotb.test()
 async def serve(dut):
-    spec = json.load(open(os.environ["GEN_SIM_SPEC"]))
+    with open(os.environ["GEN_SIM_SPEC"]) as f:
+        spec = json.load(f)
     clock_ns = spec.get("clock_ns", 10)
     step = get_sim_steps(clock_ns, "ns")
     cocotb.start_soon(Clock(dut.ap_clk, clock_ns, unit="ns").start())

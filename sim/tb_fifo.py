@@ -45,7 +45,8 @@ async def _check(dut, inst, res):
 
 @cocotb.test()
 async def fifo_levels(dut):
-    spec = json.load(open(os.environ["GEN_SIM_SPEC"]))
+    with open(os.environ["GEN_SIM_SPEC"]) as f:
+        spec = json.load(f)
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     for inst in spec["instances"]:
         getattr(dut, inst["prefix"] + "s_axis_tvalid").value = 0

@@ -1,8 +1,8 @@
 """CLI: a good run writes design.json + report atomically; every bad input is one clear error, exit 2."""
 
+import os
 import subprocess
 import sys
-import os
 from pathlib import Path
 
 import numpy as np

@@ -19,7 +19,6 @@ import numpy as np
 import onnx
 import pytest
 
-from gen.errors import GenError
 from gen.frontend import Loaded, load_design, lower, prepare
 from gen.golden.check import check, input_sampler
 from gen.golden.model import output_float, run

@@ -13,7 +13,7 @@ import pytest
 
 from gen.boards import load_board
 from gen.firmware import write_firmware
-from gen.vendor.system import IRQS, IRQ_F2P_FIRST_SPI
+from gen.vendor.system import IRQ_F2P_FIRST_SPI, IRQS
 
 from .test_firmware_e2e import make_design
 

@@ -19,7 +19,7 @@ from gen.boards import load_board
 from gen.firmware import protocol, write_firmware
 from gen.firmware.simdev import GoldenBackend, SimDeviceServer
 from gen.frontend import load_design
-from gen.golden.model import encode_input, from_ir_layout, infer, run
+from gen.golden.model import encode_input, infer, run
 from gen.shell import regmap
 
 CC = shutil.which("cc") or shutil.which("gcc")

@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tfc():
     import os
+
     from gen.frontend import load, lower
     from gen.hw import build_hw_graph
     p = Path(os.environ.get("GEN_SHARED_MODELS", REPO.parent / "shared" / "models")) / "tfc_1w1a.onnx"
@@ -27,10 +28,13 @@ def tfc():
 def cnv():
     import sys
     sys.path.insert(0, str(REPO / "bench"))
+    import tempfile
+
+    import onnx
     from cnv import cnv_model
+
     from gen.frontend import load, lower
     from gen.hw import build_hw_graph
-    import tempfile, onnx
     with tempfile.TemporaryDirectory() as td:
         p = Path(td) / "cnv.onnx"
         onnx.save(cnv_model(1, 1), p)
@@ -97,8 +101,8 @@ def test_fold_file_overrides_and_validates(tfc, tmp_path):
 def test_lut_bound_design_moves_deep_rom_weights_to_block_ram(cnv):
     """The auto fold of CNV-W1A1 is LUT-heavy with block RAM to spare: some deep LUT-ROM weight memories move to
     block RAM, each move lowers the highest utilisation, and shallow ROMs (cheap in LUTs) stay where they are."""
-    from gen.fold import fold_design, fold_summary
     from gen.fold import estimate as E
+    from gen.fold import fold_design, fold_summary
     from gen.fold.fold import MARGIN, _utilisation
     d, g = cnv
     f = fold_design(d, g, _board())
@@ -118,8 +122,8 @@ def test_lut_bound_design_moves_deep_rom_weights_to_block_ram(cnv):
 
 
 def test_fold_file_ram_style(tfc, tmp_path):
-    from gen.fold import fold_design
     from gen.fold import estimate as E
+    from gen.fold import fold_design
     d, g = tfc
     p = tmp_path / "fold.yaml"
     p.write_text("dense_7: {pe: 1, simd: 8, ram_style: block}\n")

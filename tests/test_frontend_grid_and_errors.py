@@ -217,7 +217,8 @@ def test_onnx_checker_failure(tmp_path, monkeypatch):
     def failing(*a, **k):
         raise ValueError("odd proto")
     monkeypatch.setattr(onnx.checker, "check_model", failing)
-    assert_error(run_cli(["check", _save(gm.model, tmp_path), "--n", "2"]), "ONNX checker failed: ValueError: odd proto")
+    assert_error(run_cli(["check", _save(gm.model, tmp_path), "--n", "2"]),
+                 "ONNX checker failed: ValueError: odd proto")
 
 
 def test_constant_folding_failure(tmp_path, monkeypatch):

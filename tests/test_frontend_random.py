@@ -13,8 +13,17 @@ from hypothesis import HealthCheck, given, settings
 from gen.frontend import Loaded, lower, prepare
 from gen.golden.check import check
 from gen.ir.layers import Requant
-from tests.modelgen import (QDQ_KINDS, QONNX_KINDS, QOP_KINDS, qdq_model, qdq_models, qonnx_model, qonnx_models,
-                            qop_model, qop_models)
+from tests.modelgen import (
+    QDQ_KINDS,
+    QONNX_KINDS,
+    QOP_KINDS,
+    qdq_model,
+    qdq_models,
+    qonnx_model,
+    qonnx_models,
+    qop_model,
+    qop_models,
+)
 
 MAKERS = {"qonnx": qonnx_model, "qdq": qdq_model, "qop": qop_model}
 

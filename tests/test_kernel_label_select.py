@@ -8,7 +8,7 @@ import pytest
 
 from gen.golden import ops
 from sim.cases import Case, frames_of, label_select_case
-from sim.testing import cached, check_sim, lint_rendered, shards
+from sim.testing import cached, check_sim, lint_rendered
 
 
 def _divisors(n):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sim.cases import lut_act_case
-from sim.testing import cached, check_sim, lint_rendered, shards
+from sim.testing import cached, check_sim, lint_rendered
 
 
 def _divisors(n):

@@ -4,9 +4,13 @@ import math  # noqa: F401
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from gen.golden import ops
+from gen.rtl.requant import RequantSpec, requant_ctx
 from sim.cases import requant_case
-from sim.testing import cached, check_sim, lint_rendered, shards
+from sim.testing import cached, check_sim, lint_rendered
 
 
 def _divisors(n):
@@ -77,11 +81,6 @@ def test_requant_sweep_slow(mode):
 
 # ---------------------------------------------------------------------------------------------------------------
 # The binary-search tables the hardware uses, checked exhaustively in Python over the whole input range.
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-from gen.golden import ops  # noqa: E402
-from gen.rtl.requant import RequantSpec, requant_ctx  # noqa: E402
 
 
 def _model(r, x, channels):

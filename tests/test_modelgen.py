@@ -125,7 +125,7 @@ REQUIRED = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gen(flavour: str, kind: str, seed: int):
     return _MAKERS[flavour](kind, np.random.default_rng(seed))
 

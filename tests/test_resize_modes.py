@@ -5,7 +5,6 @@ repeat each pixel k times (the hardware Upsample kernel) and refuses the others 
 import itertools
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper

@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from gen.rtl import lib
 from sim.runner import LintError, lint, tool_env, verilator_bin

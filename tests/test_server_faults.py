@@ -255,7 +255,7 @@ def test_slowloris(built, start):
             try:
                 slow.sendall(bytes([b]))
                 reply += slow.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except (BrokenPipeError, ConnectionResetError):
                 break
@@ -457,7 +457,8 @@ def test_option_bounds_accepted_and_documented(built, start):
 # ---- accept errors ---------------------------------------------------------------------------------------------
 
 def _cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -475,7 +476,7 @@ def test_accept_errors_back_off(built, start):
             try:
                 c.settimeout(0.3)
                 assert recv(c)[0] == MSG["INFO_RESULT"]
-            except socket.timeout:
+            except TimeoutError:
                 break                                        # this one waits in the backlog: accept fails
             assert len(held) < limit
         waiting = held.pop()

@@ -52,8 +52,16 @@ def test_small_multiplies_use_luts(tmp_path, bits):
 
 
 def _all_kernels():
-    from gen.rtl.elementwise import (render_add, render_concat, render_dwc, render_fifo, render_label_select,
-                                     render_lut_act, render_requant, render_upsample)
+    from gen.rtl.elementwise import (
+        render_add,
+        render_concat,
+        render_dwc,
+        render_fifo,
+        render_label_select,
+        render_lut_act,
+        render_requant,
+        render_upsample,
+    )
     from gen.rtl.pool import render_pool
     from gen.rtl.requant import RequantSpec
     from gen.rtl.shell import render_fork

@@ -280,7 +280,8 @@ def test_filelist_comments_and_missing_sources(tmp_path):
     r, calls, out = dry_run(tmp_path, filelist="# generated\n// top last\n+incdir+.\nkernels.sv\naccel_top.v\n")
     assert r.returncode == 0, r.stderr
     added = [f for a in by_cmd(calls, "add_files") for f in _tcl_list(a[-1])]
-    assert [Path(f).name for f in added if f.endswith((".v", ".sv")) and not f.startswith("/stub/")] == ["kernels.sv", "accel_top.v"]
+    assert [Path(f).name for f in added
+            if f.endswith((".v", ".sv")) and not f.startswith("/stub/")] == ["kernels.sv", "accel_top.v"]
     (out / "rtl" / "filelist.f").write_text("missing.v\n")
     drv = out / "vivado" / "dry_run.tcl"
     r = subprocess.run([TCLSH, str(drv)], capture_output=True, text=True, timeout=60,

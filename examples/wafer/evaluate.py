@@ -88,8 +88,8 @@ def golden_predict(onnx_path: Path, x: np.ndarray, batch: int = 500):
 
 
 def torch_predict(arch: str, bits, pt: Path, x: np.ndarray) -> np.ndarray:
-    import torch
     import models
+    import torch
     m = models.build(arch, bits)
     m.load_state_dict(torch.load(pt))
     m.eval()
@@ -185,7 +185,7 @@ def plot_accuracy(results, path):
         if not rows:
             continue
         labels = ["float"] + [r["bits"] for r in rows]
-        for k, (s, off) in enumerate([("standard", -0.2), ("hard", 0.2)]):
+        for s, off in [("standard", -0.2), ("hard", 0.2)]:
             f = results["float"].get(arch, {}).get(s, {}).get("acc9")
             vals = [f if f is not None else np.nan] + [r["golden"][s]["acc9"] for r in rows]
             ax.bar(np.arange(len(labels)) + off, 100 * np.asarray(vals, float), 0.4, label=f"{s} test set")
@@ -253,7 +253,8 @@ def results_markdown(res) -> str:
     L.append("")
     if any("hw" in r.get("report", {}) for r in res["models"]):
         r0 = next(r for r in res["models"] if "hw" in r.get("report", {}))
-        L.append(f"fps / LUT / BRAM18 / DSP: gen's report for the Zybo Z7-20 (xc7z020, {r0['report']['hw']['clock_mhz']:g} "
+        L.append("fps / LUT / BRAM18 / DSP: gen's report for the Zybo Z7-20 "
+                 f"(xc7z020, {r0['report']['hw']['clock_mhz']:g} "
                  "MHz) with its default folding: analytic throughput of the slowest node and the resource estimate "
                  "(gen/fold, calibrated against Yosys), not a Vivado implementation. Capacity: 53,200 LUT, 280 BRAM18, "
                  "220 DSP. Bottlenecks: " + "; ".join(f"{r['arch']} {r['bits']} {r['report']['hw']['bottleneck']}"

@@ -138,8 +138,8 @@ def main(argv=None):
     ap.add_argument("--bundle", action="store_true", help=f"copy vgg w4a4 to {BUNDLED.relative_to(ROOT)}")
     args = ap.parse_args(argv)
 
-    import torch
     import models
+    import torch
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     archs = list(models.ARCHS) if args.all else args.arch

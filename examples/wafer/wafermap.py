@@ -36,7 +36,8 @@ others) draws, per map:
   | Edge-Ring | band at the edge, depth 0.04..0.14 (at least 1.2 dies), covering 300..360 degrees |
   | Loc | ellipse, semi-axes 0.08..0.2 and 0.5..1 times that, centred at radius 0.15..0.65, any angle |
   | Random | every die fails with probability 0.15..0.5 |
-  | Scratch | polyline of 2..4 segments, total length 0.4..1.3, bends up to 30 degrees, 1..2 dies wide, density 0.7..1 with gaps |
+  | Scratch | polyline of 2..4 segments, total length 0.4..1.3, bends up to 30 degrees, 1..2 dies wide, \
+density 0.7..1 with gaps |
   | Near-full | every die fails with probability 0.75..0.98 |
   | none | background only |
 
@@ -53,9 +54,9 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

@@ -324,7 +324,7 @@ class Client:
             if magic != proto.NET_MAGIC or version != proto.NET_VERSION:
                 raise ClientError(f"not a gen inference server (magic 0x{magic:08X})")
             body = self._recv(length)
-        except socket.timeout:
+        except TimeoutError:
             raise ClientError("no reply from the server in time") from None
         except OSError as e:   # reset, broken pipe, ...
             raise ClientError(f"connection to the server lost ({e.strerror or e})") from None
@@ -460,7 +460,8 @@ def run(a) -> int:
                 print(f"uploaded {cl.config(records)} weight records")
             if frames:
                 try:
-                    out = open(a.csv, "w", newline="") if a.csv else sys.stdout
+                    # not `with`: written batch by batch below, closed in `finally` (unless it is sys.stdout)
+                    out = open(a.csv, "w", newline="") if a.csv else sys.stdout  # noqa: SIM115
                 except OSError as e:
                     raise InputError(f"{a.csv}: cannot write ({e.strerror})") from None
                 w = csv.writer(out)

@@ -37,7 +37,8 @@ _COPIES = (("kernel/accel_drv.c", "kernel/accel_drv.c"), ("kernel/accel_dma.c", 
            ("include/accel_uapi.h", "kernel/accel_uapi.h"), ("libaccel/libaccel.c", "libaccel/libaccel.c"),
            ("libaccel/libaccel.h", "libaccel/libaccel.h"),
            ("libaccel/le32.h", "libaccel/le32.h"), ("libaccel/accel.py", "libaccel/accel.py"),
-           ("server/accel_server.c", "server/accel_server.c"), ("host/accel_client.py", "host/accel_client.py"), ("host/g85grid.py", "host/g85grid.py"))
+           ("server/accel_server.c", "server/accel_server.c"), ("host/accel_client.py", "host/accel_client.py"),
+           ("host/g85grid.py", "host/g85grid.py"))
 
 
 def _mask(names) -> int:

@@ -129,7 +129,8 @@ def c_header() -> str:
             f"#define NET_DEFAULT_PORT {NET_DEFAULT_PORT}"]
     out += [f"#define NET_MSG_{m.name} 0x{m.code:02X} /* {m.payload} */" for m in NET_MESSAGES]
     out += [f"#define NET_STATUS_REGS {{ {', '.join(f'ACCEL_REG_{r}' for r in STATUS_REGS)} }}",
-            f"#define NET_NUM_STATUS_REGS {len(STATUS_REGS)}", f"#define NET_NUM_SERVER_COUNTERS {len(SERVER_COUNTERS)}",
+            f"#define NET_NUM_STATUS_REGS {len(STATUS_REGS)}",
+            f"#define NET_NUM_SERVER_COUNTERS {len(SERVER_COUNTERS)}",
             f"#define NET_NUM_INFO_FIELDS {len(INFO_FIELDS)}",
             f"#define NET_CFG_RECORD_BYTES {CFG_RECORD.size}",
             "", "/* SIMDEV: libaccel <-> simulated device, Unix stream socket, little-endian */",
@@ -151,7 +152,8 @@ def python_module(constants: dict[str, int]) -> str:
              "ERRORS = {" + ", ".join(f"{e.code}: ({e.name!r}, {e.text!r})" for e in ERRORS) + "}",
              f"STATUS_REGS = {STATUS_REGS!r}", f"SERVER_COUNTERS = {SERVER_COUNTERS!r}",
              f"INFO_FIELDS = {INFO_FIELDS!r}", f"CFG_RECORD = struct.Struct({CFG_RECORD.format!r})",
-             f"RESULT_HEAD = struct.Struct({RESULT_HEAD.format!r})", f"RESULT_REC = struct.Struct({RESULT_REC.format!r})",
+             f"RESULT_HEAD = struct.Struct({RESULT_HEAD.format!r})",
+             f"RESULT_REC = struct.Struct({RESULT_REC.format!r})",
              f"CFG_DATA_WORDS = {regmap.CFG_DATA_WORDS}", "", "# the design this firmware was generated for",
              "DESIGN = {" + ", ".join(f"{k!r}: {v!r}" for k, v in constants.items()) + "}", ""]
     return "\n".join(lines)

@@ -180,7 +180,7 @@ class SimDeviceServer:
         self.sock.settimeout(0.2)
         self.thread = threading.Thread(target=self._accept, daemon=True)
 
-    def start(self) -> "SimDeviceServer":
+    def start(self) -> SimDeviceServer:
         self.thread.start()
         return self
 
@@ -201,7 +201,7 @@ class SimDeviceServer:
         while not self._stop.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 

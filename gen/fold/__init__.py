@@ -5,7 +5,7 @@
 - `fifo`: FIFO depths between nodes (rate / burst analysis; fork/join skew).
 """
 
-from .fold import META, fold_design, fold_summary, read_fold_file, strip_meta  # noqa: E402
 from .fifo import size_fifos  # noqa: E402
+from .fold import META, fold_design, fold_summary, read_fold_file, strip_meta  # noqa: E402
 
 __all__ = ["META", "fold_design", "fold_summary", "read_fold_file", "strip_meta", "size_fifos"]

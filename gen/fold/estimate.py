@@ -29,7 +29,7 @@ def _sbits(lo: int, hi: int) -> int:
 def _requant_info(design, node) -> dict:
     if design is None or not node.requant:
         return dict(RQ="none", NTHR=0)
-    layer = next((l for l in design.layers if l.name == node.requant), None)
+    layer = next((cand for cand in design.layers if cand.name == node.requant), None)
     if layer is None:
         return dict(RQ="none", NTHR=0)
     if getattr(layer, "mult", None) is not None and node.output is not None and node.output.bits >= 5:

@@ -63,7 +63,7 @@ def _node_need(node, out_pix: int, in_idx: int) -> np.ndarray:
     j = np.arange(out_pix)
     if k == "swg":
         ih, iw = p["IFM_DIM_H"], p["IFM_DIM_W"]
-        oh, ow = p["OFM_DIM_H"], p["OFM_DIM_W"]
+        ow = p["OFM_DIM_W"]
         pads = tuple(p.get("PADS", (0, 0, 0, 0)))
         oy, ox = j // ow, j % ow
         ry = np.clip(oy * p["STRIDE_H"] - pads[0] + p["K_H"] - 1, 0, ih - 1)
@@ -75,9 +75,8 @@ def _node_need(node, out_pix: int, in_idx: int) -> np.ndarray:
         fh, fw = p["FACTOR_H"], p["FACTOR_W"]
         iw = p["IFM_DIM_W"]
         return (j // ow // fh) * iw + (j % ow) // fw + 1
-    if k in ("mvu", "pool", "label_select") and (n_in != out_pix or src.order != "nhwc" and False):
-        if n_in != out_pix:
-            return np.full(out_pix, n_in)
+    if k in ("mvu", "pool", "label_select") and n_in != out_pix:
+        return np.full(out_pix, n_in)
     if k == "pool" and p.get("GLOBAL"):
         return np.full(out_pix, n_in)
     if n_in == out_pix:

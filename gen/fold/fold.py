@@ -158,8 +158,8 @@ class _Group:
 
 def _product(lists):
     out = [[]]
-    for l in lists:
-        out = [o + [x] for o in out for x in l]
+    for options in lists:
+        out = [o + [x] for o in out for x in options]
     return out
 
 

@@ -131,8 +131,17 @@ def thr_bram18(lanes: int, idx: int, nthr: int, vb: int) -> int:
 
 def mvu_derived(p: dict) -> dict:
     from ..rtl.luts import luts_for
-    from ..rtl.mvu import (compressor, datapath, folded_group, pair_folded, pair_lanes, pair_range, product_range,
-                           rom_sites, ternary_lanes)
+    from ..rtl.mvu import (
+        compressor,
+        datapath,
+        folded_group,
+        pair_folded,
+        pair_lanes,
+        pair_range,
+        product_range,
+        rom_sites,
+        ternary_lanes,
+    )
     pe, simd, mw, mh = int(p["PE"]), int(p["SIMD"]), int(p["MW"]), int(p["MH"])
     dw = bool(p.get("DEPTHWISE", False))
     lanes = 1 if dw else simd

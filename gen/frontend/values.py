@@ -47,7 +47,7 @@ class Lin:
     index: np.ndarray
     ops: list[Op] = field(default_factory=list)
 
-    def with_ops(self, more: list[Op]) -> "Lin":
+    def with_ops(self, more: list[Op]) -> Lin:
         return Lin(self.tensor, self.index, self.ops + list(more))
 
 

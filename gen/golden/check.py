@@ -39,7 +39,7 @@ class Stat:
     examples: list = field(default_factory=list)
     tie_frames: set = field(default_factory=set)
 
-    def add(self, other: "Stat"):
+    def add(self, other: Stat):
         self.compared += other.compared
         self.exact += other.exact
         self.near_ties += other.near_ties
@@ -63,7 +63,7 @@ class Report:
 
     argmax_unexplained: int = 0
 
-    def add(self, other: "Report") -> None:
+    def add(self, other: Report) -> None:
         """Fold in the report of the next batch of frames (its frame numbers already offset by `frame0`)."""
         for name, st in other.layers.items():
             self.layers.setdefault(name, Stat(st.name, st.op)).add(st)
@@ -91,6 +91,7 @@ def reference_run(model, flavour: str, x: np.ndarray) -> list[dict[str, np.ndarr
         return res
     import onnx
     import onnxruntime as ort
+
     from .u8u8 import u8u8
     m = onnx.ModelProto()
     m.CopyFrom(u8u8(model))  # the same integer program, without onnxruntime's int16 saturation on AVX2
@@ -303,7 +304,8 @@ def check(design: Design, model, x: np.ndarray, frame0: int = 0) -> Report:
         else:
             env[layer.output] = got
     # end to end: golden from the input alone
-    from .model import run as golden_run, output_float
+    from .model import output_float
+    from .model import run as golden_run
     genv = golden_run(design, x)
     e2e = Stat("end-to-end", "output")
     # frames where a proven near-tie upstream may legitimately change the output

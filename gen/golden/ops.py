@@ -14,13 +14,13 @@ Pads = tuple[int, int, int, int]  # (top, left, bottom, right)
 
 def pad_nhwc(x: np.ndarray, pads: Pads, value) -> np.ndarray:
     """Pad H and W with a constant; `value` is a scalar or one value per channel."""
-    t, l, b, r = pads
+    top, left, bottom, right = pads
     if not any(pads):
         return x
     n, h, w, c = x.shape
-    out = np.empty((n, h + t + b, w + l + r, c), dtype=x.dtype)
+    out = np.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
     out[...] = np.asarray(value, dtype=x.dtype)
-    out[:, t:t + h, l:l + w, :] = x
+    out[:, top:top + h, left:left + w, :] = x
     return out
 
 

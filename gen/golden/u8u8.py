@@ -2,7 +2,8 @@
 
 onnxruntime's MLAS kernels for integer convolutions and matrix products of a uint8 and an int8 operand
 (QLinearConv, QLinearMatMul, QGemm, ConvInteger, MatMulInteger; U8S8, and S8U8 where the op allows it) use
-VPMADDUBSW on AVX2 / AVX-512 CPUs without VNNI, which adds two u8 x s8 products and saturates the pair to int16 (onnxruntime's
+VPMADDUBSW on AVX2 / AVX-512 CPUs without VNNI, which adds two u8 x s8 products and saturates the pair to int16 \
+(onnxruntime's
 "Quantize ONNX models" guide: they "might suffer from saturation issues"; 255 * 127 * 2 = 64,770 > 32,767). The
 reference's answer then depends on the machine, and on such machines it is not the integer program the ONNX
 spec defines. The U8U8 kernels widen to 16 bits before multiplying and never saturate.

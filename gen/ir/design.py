@@ -68,7 +68,7 @@ class Design:
         Path(path).write_text(json.dumps(d, indent=1))
 
     @classmethod
-    def from_json(cls, d: dict) -> "Design":
+    def from_json(cls, d: dict) -> Design:
         if d.get("format") != FORMAT_VERSION:
             raise ValueError(f"design.json format {d.get('format')} is not {FORMAT_VERSION}")
         des = cls(name=d["name"], flavour=d["flavour"], input=d["input"], output=d["output"],
@@ -80,5 +80,5 @@ class Design:
         return des
 
     @classmethod
-    def load(cls, path: Path) -> "Design":
+    def load(cls, path: Path) -> Design:
         return cls.from_json(json.loads(Path(path).read_text()))

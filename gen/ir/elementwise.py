@@ -40,7 +40,7 @@ class Half:
     kind: str
     v: Fraction = Fraction(0)
 
-    def complement(self) -> "Half":
+    def complement(self) -> Half:
         return Half({"ge": "lt", "gt": "le", "le": "gt", "lt": "ge", "all": "none", "none": "all"}[self.kind], self.v)
 
     @property

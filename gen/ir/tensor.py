@@ -64,7 +64,7 @@ class TensorInfo:
                 "bits": self.bits, "signed": self.signed}
 
     @classmethod
-    def from_json(cls, d: dict) -> "TensorInfo":
+    def from_json(cls, d: dict) -> TensorInfo:
         return cls(name=d["name"], shape=tuple(d["shape"]), lo=d["lo"], hi=d["hi"], bipolar=d["bipolar"],
                    scale=None if d["scale"] is None else tuple(d["scale"]), zero_point=d["zero_point"],
                    onnx_name=d["onnx_name"], onnx_layout=d.get("onnx_layout") or {})

@@ -7,8 +7,16 @@ parameters and the analytic cycles per frame). See rtl_templates/README.md for t
 
 from .chain import render_chain
 from .common import Port, Rendered, Stream
-from .elementwise import (render_add, render_concat, render_dwc, render_fifo, render_label_select, render_lut_act,
-                          render_requant, render_upsample)
+from .elementwise import (
+                          render_add,
+                          render_concat,
+                          render_dwc,
+                          render_fifo,
+                          render_label_select,
+                          render_lut_act,
+                          render_requant,
+                          render_upsample,
+)
 from .mvu import mvu_matrix, mvu_weight_words, render_mvu
 from .pool import render_pool
 from .requant import RequantSpec

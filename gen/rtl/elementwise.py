@@ -8,8 +8,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (Port, Rendered, Stream, axis_ports, clog2, encode, gcd, header, lib_kernel, module_name,
-                     pack_words, pow2_at_least, ram_style_for, render_template, sbits, ubits, value_range)
+from .common import (
+    Port,
+    Rendered,
+    Stream,
+    axis_ports,
+    clog2,
+    encode,
+    gcd,
+    header,
+    lib_kernel,
+    module_name,
+    pack_words,
+    pow2_at_least,
+    ram_style_for,
+    render_template,
+    sbits,
+    ubits,
+    value_range,
+)
 from .requant import RequantSpec, requant_ctx
 
 
@@ -37,8 +54,10 @@ def render_add(layer: str, *, channels: int, simd: int, ka, kb, a_bits: int, b_b
     kb = np.broadcast_to(np.asarray(kb, dtype=np.int64).reshape(-1), (channels,))
     alo, ahi = value_range(a_bits, a_signed)
     blo, bhi = value_range(b_bits, b_signed)
-    pa = np.stack([ka * alo, ka * ahi]); pb = np.stack([kb * blo, kb * bhi])
-    lo = int((pa.min(0) + pb.min(0)).min()); hi = int((pa.max(0) + pb.max(0)).max())
+    pa = np.stack([ka * alo, ka * ahi])
+    pb = np.stack([kb * blo, kb * bhi])
+    lo = int((pa.min(0) + pb.min(0)).min())
+    hi = int((pa.max(0) + pb.max(0)).max())
     acc_bits = max(sbits(lo, hi), 2)
     kaw = sbits(min(int(ka.min()), 0), max(int(ka.max()), 0))
     kbw = sbits(min(int(kb.min()), 0), max(int(kb.max()), 0))
@@ -49,10 +68,13 @@ def render_add(layer: str, *, channels: int, simd: int, ka, kb, a_bits: int, b_b
     name = module_name("add", layer)
     params = dict(CHANNELS=channels, SIMD=simd, A_BITS=a_bits, B_BITS=b_bits, ACC_BITS=acc_bits, O_BITS=o_bits,
                   CF=cf)
-    ext = lambda sig, bits, sg: (f"{sig}[l*{bits} +: {bits}]" if sg else f"{{1'b0, {sig}[l*{bits} +: {bits}]}}")
+
+    def ext(sig, bits, sg):
+        return f"{sig}[l*{bits} +: {bits}]" if sg else f"{{1'b0, {sig}[l*{bits} +: {bits}]}}"
+
     lat = 2 + rq["lat"]
     ctx = dict(name=name, params=params, header=header("add", name, layer, params,
-               f"analytic cycles per frame = beats per input frame."), SIMD=simd, CF=cf, A_BITS=a_bits,
+               "analytic cycles per frame = beats per input frame."), SIMD=simd, CF=cf, A_BITS=a_bits,
                B_BITS=b_bits, A_SIGNED=a_signed, B_SIGNED=b_signed, ACC_BITS=acc_bits, O_BITS=o_bits, KAW=kaw,
                KBW=kbw, KMW=max(kaw, kbw), KA_WORDS=pack_words(ka.reshape(cf, simd), kaw),
                KB_WORDS=pack_words(kb.reshape(cf, simd), kbw), A_EXT=ext("s_axis_a_tdata", a_bits, a_signed),

@@ -6,8 +6,24 @@ import math
 
 import numpy as np
 
-from .common import (Rendered, Stream, axis_ports, Port, clog2, encode, header, mem_text, module_name,
-                     pack_words, pow2_at_least, ram_style_for, render_template, sbits, ubits, value_range)
+from .common import (
+    Port,
+    Rendered,
+    Stream,
+    axis_ports,
+    clog2,
+    encode,
+    header,
+    mem_text,
+    module_name,
+    pack_words,
+    pow2_at_least,
+    ram_style_for,
+    render_template,
+    sbits,
+    ubits,
+    value_range,
+)
 from .luts import bit_column
 from .requant import RequantSpec, requant_ctx
 
@@ -341,7 +357,8 @@ def render_mvu(layer: str, weights: np.ndarray, *, pe: int, simd: int, w_bits: i
         SFW=clog2(sf), NFW=clog2(nf), PIXW=clog2(num_pix), WDEPTH=wdepth, WAW=clog2(wdepth), WW=ww,
         W_BITS=w_bits, A_BITS=a_bits, W_SIGNED=w_signed, A_SIGNED=a_signed, W_BIPOLAR=w_bipolar,
         A_BIPOLAR=a_bipolar, XNOR=xnor, USE_DSP=use_dsp, P=P, LEVELS=levels, TREE_REGS=tree_regs,
-        GROUP=group, GCNT=gcnt, GTABS=gtabs, GINITS=ginits, PAIRS=pairs, NPAIR=len(gcnt), COMP=comp is not None, TERNARY=ternary,
+        GROUP=group, GCNT=gcnt, GTABS=gtabs, GINITS=ginits, PAIRS=pairs, NPAIR=len(gcnt), COMP=comp is not None,
+        TERNARY=ternary,
         COMP_SV=comp_sv, POPS=pops, OUT_W=levels[-1]["w"],
         A_LANE=(f"$signed(act1[k*{a_bits} +: {a_bits}])" if a_signed else
                 f"$signed({{1'b0, act1[k*{a_bits} +: {a_bits}]}})"), P0=levels[0]["w"],
@@ -453,7 +470,8 @@ def folded_tables(W: np.ndarray, *, pe: int, lanes: int, sf: int, wdepth: int, g
             specs = specs_for(ins, width, f"ft{p}[g*{width} + {{b}}]")
             lines.append(f"  // PE {p}: groups {g0}..{g0 + count - 1} of {n} lane(s)")
             lines.append(bank(f"ft{p}", g0, inits, specs))
-    lines.append(f"  wire [{pe * len(gcnt) * width - 1}:0] ft_all = {{{', '.join(f'ft{p}' for p in reversed(range(pe)))}}};")
+    lines.append(f"  wire [{pe * len(gcnt) * width - 1}:0] ft_all = "
+                 f"{{{', '.join(f'ft{p}' for p in reversed(range(pe)))}}};")
     return "\n".join(lines)
 
 
@@ -515,7 +533,8 @@ def folded_pair_tables(W: np.ndarray, *, pe: int, lanes: int, sf: int, wdepth: i
             lines.append(f"  // PEs {', '.join(map(str, ps))}: lane pairs {g0}..{g0 + count - 1}"
                          f"{' (the last, single lane)' if single else ''}")
             lines.append(bank(f"fp{p0}_{int(single)}", g0, inits, specs))
-    lines.append(f"  wire [{pe * len(gcnt) * width - 1}:0] ft_all = {{{', '.join(f'ft{p}' for p in reversed(range(pe)))}}};")
+    lines.append(f"  wire [{pe * len(gcnt) * width - 1}:0] ft_all = "
+                 f"{{{', '.join(f'ft{p}' for p in reversed(range(pe)))}}};")
     return "\n".join(lines)
 
 

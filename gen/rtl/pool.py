@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from .common import (Port, Rendered, Stream, axis_ports, clog2, header, module_name, pow2_at_least, ram_style_for,
-                     render_template, sbits, value_range)
+from .common import (
+    Port,
+    Rendered,
+    Stream,
+    axis_ports,
+    clog2,
+    header,
+    module_name,
+    pow2_at_least,
+    ram_style_for,
+    render_template,
+    sbits,
+    value_range,
+)
 from .requant import RequantSpec, requant_ctx
 
 

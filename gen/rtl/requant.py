@@ -29,7 +29,7 @@ class RequantSpec:
     o_bipolar: bool = False               # codes {-1, +1} encoded as one bit (1 = +1)
 
     @classmethod
-    def from_layer(cls, layer, use_multshift: bool | None = None, o_bits: int | None = None) -> "RequantSpec":
+    def from_layer(cls, layer, use_multshift: bool | None = None, o_bits: int | None = None) -> RequantSpec:
         """From a gen.ir Requant layer (thresholds, or its checked multiplier/shift form)."""
         ms = layer.mult is not None if use_multshift is None else use_multshift
         if ms:

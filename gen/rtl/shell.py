@@ -68,7 +68,10 @@ def render_fork(name: str, *, n: int, width: int) -> Rendered:
     ports = [Port("clk", "input", 1), Port("rst", "input", 1)] + axis_ports("s_axis", "in", width)
     for i in range(n):
         ports += axis_ports(f"m{i}_axis", "out", width)
-    cat = lambda sig: "{" + ", ".join(f"m{i}_axis_{sig}" for i in reversed(range(n))) + "}"
+
+    def cat(sig):
+        return "{" + ", ".join(f"m{i}_axis_{sig}" for i in reversed(range(n))) + "}"
+
     conns = {f"m_axis_{sig}": cat(sig) for sig in ("tdata", "tvalid", "tready", "tlast")}
     lib_ports = ["clk", "rst"] + [f"{x}_{sig}" for x in ("s_axis", "m_axis") for sig in ("tdata", "tvalid", "tready",
                                                                                           "tlast")]
@@ -180,7 +183,8 @@ module {name} (
         s_axil_rdata <= rdata_d;
       end
       // error flags: set by events, cleared by CTRL.CLEAR_ERRORS or by writing 1 to ERRORS (w1c)
-      if (ev_frame_done && !soft_rst) errors <= errors | {nerr}'({{ev_flags[{fld['ERRORS.LONG_FRAME']}], ev_flags[{fld['ERRORS.SHORT_FRAME']}]}} << {fld['ERRORS.SHORT_FRAME']});
+      if (ev_frame_done && !soft_rst) errors <= errors | {nerr}'({{ev_flags[{fld['ERRORS.LONG_FRAME']}], \
+ev_flags[{fld['ERRORS.SHORT_FRAME']}]}} << {fld['ERRORS.SHORT_FRAME']});
       if (cfg_commit && cfg_bad) errors[{fld['ERRORS.CFG_ERROR']}] <= 1'b1;
       if (wr) begin
         s_axil_bvalid <= 1'b1;

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from .common import (Port, Rendered, Stream, axis_ports, clog2, encode, header, module_name, pack_words,
-                     pow2_at_least, ram_style_for, render_template, sbits, ubits)
+from .common import (
+    Port,
+    Rendered,
+    Stream,
+    axis_ports,
+    clog2,
+    encode,
+    header,
+    module_name,
+    pack_words,
+    pow2_at_least,
+    ram_style_for,
+    render_template,
+    sbits,
+    ubits,
+)
 
 
 def _pair(v):
@@ -76,7 +90,8 @@ def render_swg(layer: str, *, ifm_ch: int, ifm_dim, simd: int, a_bits: int, k, s
     sv = render_template("swg.sv.j2", **ctx)
     ports = [Port("clk", "input", 1), Port("rst", "input", 1)] + axis_ports("s_axis", "in", simd * a_bits) + \
         axis_ports("m_axis", "out", simd * a_bits)
-    r = Rendered("swg", name, sv, {}, ports, [Stream("s_axis", "in", simd, a_bits), Stream("m_axis", "out", simd, a_bits)],
+    r = Rendered("swg", name, sv, {}, ports,
+                 [Stream("s_axis", "in", simd, a_bits), Stream("m_axis", "out", simd, a_bits)],
                  params, cycles_per_frame=max(in_beats, out_beats))
     r.extra = dict(nrows=nrows, depth=depth, ram_style=style, ofm_dim=(oh, ow))
     return r

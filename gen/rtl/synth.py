@@ -40,7 +40,8 @@ def summarize(cells: dict) -> dict:
 
 
 def synth(rendered, workdir: str | Path | None = None, extra: str = "", timeout: int = 1200) -> dict:
-    """Synthesize one rendered kernel (its library modules and .mem files next to it) for xc7; returns summarize() + run info.
+    """Synthesize one rendered kernel (its library modules and .mem files next to it) for xc7; returns \
+summarize() + run info.
     Results are read from `stat -json` written by `tee -q -o` and from the log file, not from stdout."""
     tmp = None
     if workdir is None:

@@ -764,7 +764,7 @@ def _qop_integer(kind, rng) -> GenModel:
     h.log("input", shape, np.dtype(x_dt).name, "zp", zp)
     q_scale, q_zp, q_dt = in_scale, zp, x_dt
     if conv:
-        for i in range(h.rint(1, 3)):
+        for _ in range(h.rint(1, 3)):
             c, hh, ww = h.shape(xq)
             k, s, p = conv_geometry(rng, hh, ww)
             groups = h.pick(divisors(c)) if h.rbool(0.3) else 1

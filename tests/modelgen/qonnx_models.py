@@ -498,7 +498,7 @@ def _std_input(n: _Net, cmax=16):
 
 def _k_conv(n: _Net):
     x = _std_input(n)
-    for i in range(n.rint(1, 3)):
+    for _ in range(n.rint(1, 3)):
         x = n.conv(x, depthwise=n.rbool(0.2), act=n.pick(["relu", "relu", None]), quant=True)
     return x
 
@@ -743,7 +743,7 @@ def _k_argmax(n: _Net):
 
 def _k_bipolar(n: _Net):
     """FINN TFC (MLP) or CNV (conv) with 1-bit BipolarQuant weights and bipolar or 2-bit activations."""
-    rng, b = n.rng, n.b
+    b = n.b
     c = 1 if n.rbool(0.6) else 3
     h = n.rint(4, 10)
     n.grid = InputGrid(divisor=255.0, qmin=0, qmax=255)
@@ -773,7 +773,7 @@ def _k_bipolar(n: _Net):
     # CNV: 8-bit input quant, bipolar-weight convs
     x = n.quant(x, 8, False, scale=f32(1 / 255))
     n.log("CNV", "bipolar acts" if act_bipolar else "2-bit acts")
-    for i in range(n.rint(1, 2)):
+    for _ in range(n.rint(1, 2)):
         cc, hh, ww = n.shape(x)
         k = 3 if min(hh, ww) >= 3 else 1
         y = n.conv(x, k=k, s=1, p=0, groups=1, bias=False, bipolar_w=True, act=None, quant=False)
@@ -785,7 +785,6 @@ def _k_bipolar(n: _Net):
 
 
 def _k_mixed(n: _Net):
-    rng = n.rng
     x = _std_input(n, 8) if n.rbool(0.8) else _k_preprocess_input(n)
     blocks = ["conv", "convbn", "maxpool", "avgpool", "truncavgpool", "residual", "concat", "resize", "depthwise"]
     nblocks = n.rint(2, 4)

@@ -9,10 +9,12 @@ read through importlib.resources.
 
 | module | what | parameters |
 |---|---|---|
-| gen_fifo | AXI-Stream FIFO: SRL shift registers, or a memory (registers / LUTRAM / BRAM) + output queue; DEPTH 0 wires through | WIDTH, DEPTH, STYLE, RAM_STYLE |
+| gen_fifo | AXI-Stream FIFO: SRL shift registers, or a memory (registers / LUTRAM / BRAM) + output queue; \
+DEPTH 0 wires through | WIDTH, DEPTH, STYLE, RAM_STYLE |
 | gen_dwc | width converter: gather, split or shift buffer | IN_SIMD, OUT_SIMD, A_BITS, N_ELEMS |
 | gen_axis_fork | broadcast of one stream to N consumers | N, WIDTH |
-| gen_upsample | nearest-neighbour upsampling (one row buffered) | IFM_CH, SIMD, A_BITS, IFM_DIM_H/W, FACTOR_H/W, RAM_STYLE |
+| gen_upsample | nearest-neighbour upsampling (one row buffered) | IFM_CH, SIMD, A_BITS, IFM_DIM_H/W, FACTOR_H/W, \
+RAM_STYLE |
 | gen_concat | channel concatenation of two streams | CH_A, CH_B, SIMD, A_BITS, NUM_PIX |
 """
 
@@ -24,7 +26,7 @@ from importlib import resources
 MODULES = ("gen_fifo", "gen_dwc", "gen_axis_fork", "gen_upsample", "gen_concat")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def source(module: str) -> str:
     """The SystemVerilog text of library module `module` (file `<module>.sv` of this package)."""
     if module not in MODULES:
