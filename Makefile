@@ -7,7 +7,7 @@ MODEL   ?= examples/wafer_vgg_w4a4.onnx
 BOARD   ?= zybo-z7
 JOBS    ?= auto
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow lint bench clean
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,10 @@ demo: $(STAMP)
 # GEN_VERILATOR_OPT=-O0: Verilated models compile about 2x faster (sim/runner.py); the tests run few frames
 test: $(STAMP)
 	GEN_VERILATOR_OPT=-O0 $(VPY) -m pytest -n $(JOBS) -q
+
+# ruff (configured in pyproject.toml) over every Python source; CI fails on any finding
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 test-slow: $(STAMP)
 	GEN_VERILATOR_OPT=-O0 $(VPY) -m pytest -n $(JOBS) -q -m slow
