@@ -96,3 +96,17 @@ def check_board(board: dict, where: str) -> None:
     for v in want(board, "image_irqs", LIST, where, required=False, default=[]):
         if not has_type(v, INT) or not 0 <= v < 128:
             raise bad_value(where, "image_irqs", "a list of GIC SPI numbers 0 to 127", v)
+
+
+def clock_mhz_of(board: dict, folding: dict | None = None, requested: float | None = None) -> float:
+    """The one rule for the design clock, in MHz: the clock asked for (`--clock-mhz`, a caller's argument), else
+    the one the design was folded for (folding "clock_mhz", kept in design.json by `python -m gen`, or the fold
+    summary's), else the board's. `python -m gen` checks the result with vendor.system.fclk0 once; everything
+    downstream (RTL CLOCK_KHZ, firmware, simulated device, Vivado script, report) reads it back through here."""
+    if requested:
+        return float(requested)
+    from .fold.fold import META  # the fold summary's key (gen.fold does not import this module)
+
+    folding = folding or {}
+    mhz = folding.get("clock_mhz", (folding.get(META) or {}).get("clock_mhz"))
+    return float(mhz if mhz is not None else board["clock_mhz"])

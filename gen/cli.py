@@ -157,7 +157,7 @@ def cmd_generate(args) -> int:
     from rich.table import Table
 
     from . import outdir
-    from .boards import load_board
+    from .boards import clock_mhz_of, load_board
     from .frontend import load, lower
     from .hw import build_hw_graph
     from .report import layer_rows, totals, write_json, write_markdown
@@ -171,7 +171,7 @@ def cmd_generate(args) -> int:
     outdir.check(out, _out_inputs(args), shown=str(out))   # refuse before the work, not after it
     # the one design clock (what FCLK0 makes of the request, or a refusal): kept in design.json (folding
     # "clock_mhz"), whence the RTL, firmware, simulated device, Vivado script and report take it
-    clock_mhz = fclk0(float(getattr(args, "clock_mhz", None) or board["clock_mhz"])).mhz
+    clock_mhz = fclk0(clock_mhz_of(board, requested=getattr(args, "clock_mhz", None))).mhz
     runtime_weights = bool(getattr(args, "runtime_weights", False))
     t0 = time.time()
 
@@ -274,7 +274,9 @@ def _print_summary(con, meta: dict, board: dict, latency_cycles: int = 0) -> Non
 
     if not meta:
         return
-    mhz = meta.get("clock_mhz") or board.get("clock_mhz", 100)
+    from .boards import clock_mhz_of
+
+    mhz = clock_mhz_of(board, requested=meta.get("clock_mhz"))  # the clock the fold summary was made for
     st = Table(title=f"summary ({board['name']}, {mhz:g} MHz)")
     st.add_column("")
     st.add_column("", justify="right")

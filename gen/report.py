@@ -100,11 +100,12 @@ def write_json(design: Design, board: dict, rows) -> str:
 def hw_rows(design: Design, graph, folding: dict, board: dict, clock_mhz: float | None = None) -> dict:
     """Per hardware node: folding, cycles vs the bottleneck, resources (kernel + width converters + FIFOs), FIFO
     depths and cost; plus totals, fps and latency at the clock."""
+    from .boards import clock_mhz_of
     from .fold import estimate as E
     from .fold.fifo import fifo_reasons
     from .fold.fold import META
     meta = (folding or {}).get(META) or {}
-    clock = float(clock_mhz or (folding or {}).get("clock_mhz") or meta.get("clock_mhz") or board.get("clock_mhz", 100))
+    clock = clock_mhz_of(board, folding, requested=clock_mhz)
     cap = E.board_capacity(board)
     est = E.graph_estimate(graph, folding, design)
     cyc = graph.cycles(folding)

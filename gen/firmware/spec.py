@@ -3,12 +3,11 @@ gen/shell/regmap.py (the frame formats and registers are regmap's; this module o
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 
 from ..ir import layers as L
 from ..ir.design import Design
+from ..rtl.emit import design_hash as rtl_design_hash
 from ..shell import regmap
 from ..vendor.system import c_name, design_clock_mhz, system
 
@@ -63,17 +62,6 @@ class Spec:
                 "accel_base": self.accel_base, "reg_span": self.reg_span}
 
 
-def _design_hash(design: Design) -> int:
-    """regmap DESIGN_HASH: the value the RTL emitter puts into the control block (gen/rtl/emit.py), so the
-    driver, libaccel and the bitstream agree; the same formula here only if that module is unavailable."""
-    try:
-        from ..rtl.emit import design_hash as rtl_design_hash
-    except ImportError:
-        text = json.dumps(design.to_json(), sort_keys=True)
-        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
-    return rtl_design_hash(design)
-
-
 def has_class_output(design: Design) -> bool:
     """As gen/hw.py decides: the model's own class head, or the arg-max of (1, 1, C) scores that one increasing
     map dequantises (otherwise the arg-max of the codes would not be the model's, and the header says NO_CLASS)."""
@@ -122,7 +110,7 @@ def make_spec(design: Design, board: dict, *, runtime_weights: bool | None = Non
     sysmap = system(board)
     name = c_name(design.name)
     return Spec(name=name, compatible=f"gen,{name.replace('_', '-')}",
-                design_hash=_design_hash(design) if design_hash is None else design_hash,
+                design_hash=rtl_design_hash(design) if design_hash is None else design_hash,
                 in_shape=tuple(t.shape), in_lo=t.lo, in_hi=t.hi, in_signed=t.signed, in_bipolar=t.bipolar,
                 in_frame_bytes=regmap.in_frame_bytes(t.elements), num_scores=scores.elements,
                 out_frame_bytes=regmap.out_frame_bytes(scores.elements, num_classes(design)),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+from ..boards import clock_mhz_of
 from ..errors import GenError
 from ..schema import INT, has_type, read_yaml, type_name, want
 from . import estimate as E
@@ -256,7 +257,7 @@ def fold_design(design, graph, board: dict, fps: float | None = None, fold_file=
                 clock_mhz: float | None = None, margin: dict | None = None) -> dict:
     """Choose PE/SIMD (and FIFO depths) for every node of `graph` (a gen.hw.HwGraph). See the module doc."""
     margin = dict(MARGIN, **(margin or {}))
-    clock = float(clock_mhz or board.get("clock_mhz", 100))
+    clock = clock_mhz_of(board, requested=clock_mhz)
     cap = E.board_capacity(board)
     fixed = read_fold_file(fold_file, graph) if fold_file else {}
     rt = bool(getattr(graph, "runtime_weights", False))

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GenError
+from ..fold.fold import strip_meta
 from ..golden.model import run_layer
 from ..hw import HwGraph, HwNode, conv_matrix, weight_format
 from ..ir import layers as L
@@ -99,8 +100,21 @@ class Emitted:
         return [rtl_dir / f for f in files]
 
 
+def hardware_json(design: Design) -> dict:
+    """What the accelerator and its software contract are made from: the IR (tensors, layers, input / output /
+    boundary) and the folding of every node with the design clock - not the fold report (estimates, the
+    reason the fold stopped: fold.META) nor the frontend's notes, which can change wording or calibration
+    without changing one gate."""
+    d = design.to_json()
+    d.pop("notes", None)
+    d["folding"] = strip_meta(d.get("folding") or {})
+    return d
+
+
 def design_hash(design: Design) -> int:
-    return int(hashlib.sha256(json.dumps(design.to_json(), sort_keys=True).encode()).hexdigest()[:8], 16)
+    """regmap DESIGN_HASH: the first 32 bits of the SHA-256 of hardware_json(design) as canonical JSON."""
+    text = json.dumps(hardware_json(design), sort_keys=True)
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
 # ------------------------------------------------------------------------------------------------ kernels

@@ -7,6 +7,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from ..boards import clock_mhz_of
 from ..errors import GenError
 
 # Block-design cells; the device-tree overlay's nodes describe the same two AXI-Lite slaves
@@ -73,10 +74,8 @@ def fclk0(request_mhz: float) -> Fclk:
 
 
 def design_clock_mhz(design, board: dict) -> float:
-    """The design clock: decided once by `python -m gen` and kept in design.json (folding "clock_mhz"); the
-    board's clock for a design folded without it."""
-    mhz = (getattr(design, "folding", None) or {}).get("clock_mhz")
-    return float(mhz if mhz is not None else board["clock_mhz"])
+    """The design's clock (clock_mhz_of its folding)."""
+    return clock_mhz_of(board, getattr(design, "folding", None))
 
 
 def tcl_mhz(mhz: float) -> str:
