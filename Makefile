@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(VPY) -m gen $(MODEL) --board $(BOARD)
 	$(VPY) examples/wafer/client_demo.py build/$(basename $(notdir $(MODEL))) --board $(BOARD)
 
-# GEN_VERILATOR_OPT=-O0: Verilated models compile about 2x faster (sim/runner.py); the tests run few frames
+# GEN_VERILATOR_OPT=-O0: Verilated models compile about 2x faster (gen/sim/runner.py); the tests run few frames
 test: $(STAMP)
 	GEN_VERILATOR_OPT=-O0 $(VPY) -m pytest -n $(JOBS) -q
 

@@ -27,8 +27,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sim import cases as C  # noqa: E402
-from sim.harness import failures, frame_period, run_cases  # noqa: E402
+from gen.sim import cases as C  # noqa: E402
+from gen.sim.harness import failures, frame_period, run_cases  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------ simulation
 

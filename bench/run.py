@@ -5,7 +5,7 @@ usage: .venv/bin/python bench/run.py [--synth] [--sim] [--skip-kernels] [--board
 
 Per design: generation time (load, lower, hardware graph, fold, emit RTL), the analytic bottleneck and fps at
 100 MHz, the resource estimate (gen/fold/resources.py); with --synth Yosys `synth_xilinx` counts of the whole
-accelerator (slow: minutes per CNV); with --sim a Verilator build and a few frames through sim/ (when the
+accelerator (slow: minutes per CNV); with --sim a Verilator build and a few frames through gen/sim (when the
 per-design simulation is available). Writes bench/results/designs.json and designs.md.
 """
 
@@ -87,14 +87,14 @@ def run_design(name, model_path, board, fold_table, synth, sim, workdir):
 
 
 def sim_design(out, design, graph, folding) -> dict:
-    """Verilator build + frames through the generated testbench, when sim/ supports it."""
+    """Verilator build + frames through the generated testbench, when gen/sim supports it."""
     try:
-        from sim import accel as A  # E's whole-accelerator simulation
+        from gen.sim import accel as A  # E's whole-accelerator simulation
     except Exception as e:  # noqa: BLE001
         return dict(sim_error=f"no per-design simulation: {e}")
     fn = getattr(A, "bench_design", None)
     if fn is None:
-        return dict(sim_error="sim.accel has no bench_design(out, design, graph, folding)")
+        return dict(sim_error="gen.sim.accel has no bench_design(out, design, graph, folding)")
     t0 = time.time()
     r = fn(out, design, graph, folding)
     return dict(sim_fps=r.get("fps"), build_s=r.get("build_s"), sim_ok=r.get("ok"), sim_s=round(time.time() - t0, 1),

@@ -1,4 +1,4 @@
-"""Board descriptions (boards/*.yaml): part, clock, resources, DMA width - read through a typed schema.
+"""Board descriptions (gen/board_files/*.yaml): part, clock, resources, DMA width - read through a typed schema.
 
 Schema (`*` required):
     name: str (default: the file name)      description: str (default: name)     part*: str      board_part: str
@@ -29,7 +29,7 @@ from .schema import (
     want_range,
 )
 
-BOARDS_DIR = Path(__file__).resolve().parent.parent / "boards"
+BOARDS_DIR = Path(__file__).resolve().parent / "board_files"   # the bundled boards (package data)
 
 # The design clock is the PS's fabric clock FCLK0 (vivado/build.tcl); a Zynq-7000 PS generates fabric clocks of
 # at most 250 MHz (DS187 / DS190, FCLK), and below 1 MHz nothing useful runs. The CLI's --clock-mhz uses the same

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m gen", description="Quantized ONNX model -> dataflow accelerator. "
                                 "Use `python -m gen check MODEL` to compare the golden model with the reference.")
     p.add_argument("model", help="quantized .onnx model (QONNX, QDQ or QOperator)")
-    p.add_argument("--board", default="zybo-z7", help="board name (boards/*.yaml) or a board .yaml path")
+    p.add_argument("--board", default="zybo-z7", help="board name (gen/board_files/*.yaml) or a board .yaml path")
     p.add_argument("-o", "--out", help="output folder (default build/<model>)")
     p.add_argument("--fps", type=_number(0.0, FPS_MAX, True, "frames per second"),
                    help=f"target frames per second, above 0 and at most {FPS_MAX:,.0f} (default: the fastest "

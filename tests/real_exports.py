@@ -18,8 +18,8 @@ def gen_and_simulate(model: Path, out: Path, frames: int = 32) -> str:
     r = subprocess.run([sys.executable, "-m", "gen", str(model), "--board", "zybo-z7", "-o", str(out)],
                        check=False, cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = subprocess.run(["make", "-C", str(out / "sim"), "sim", f"FRAMES={frames}"], check=False, cwd=REPO,
-                       capture_output=True, text=True, timeout=2400)
+    r = subprocess.run(["make", "-C", str(out / "sim"), "sim", f"FRAMES={frames}", f"PYTHON={sys.executable}"],
+                       check=False, cwd=REPO, capture_output=True, text=True, timeout=2400)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "frames: all equal to the golden model" in r.stdout, r.stdout[-3000:]
     return r.stdout

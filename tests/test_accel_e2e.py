@@ -2,7 +2,7 @@
 
 Every run: >= 32 random frames back to back with random input gaps and sink back-pressure, then frames with
 neither, for LAST_INTERVAL (cycles per frame from the control block) within 5% of the analytic bottleneck; the
-RTL is linted (verilator --lint-only -Wall). Builds are cached by source hash (sim/runner.py).
+RTL is linted (verilator --lint-only -Wall). Builds are cached by source hash (gen/sim/runner.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from gen.frontend import load_design
 from gen.hw import build_hw_graph
 from gen.rtl.emit import emit
 from gen.shell import regmap
-from sim import accel
+from gen.sim import accel
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = Path(os.environ.get("GEN_SHARED_MODELS", REPO.parent / "shared" / "models"))

@@ -9,7 +9,7 @@ import pytest
 
 from gen.frontend import load_design
 from gen.shell import regmap
-from sim import accel
+from gen.sim import accel
 
 from .test_accel_e2e import generate
 

@@ -494,8 +494,8 @@ class _T:
                                            (-127, 127, False), (-1, 1, True), (0, 255, False)])
 def test_device_input_bytes_as_the_rtl_reads_them(lo, hi, bipolar):
     """Every byte value through GoldenBackend's input_codes = the RTL input adapter (low A_BITS of the byte,
-    sign-extended when signed, bipolar 0 -> -1 / 1 -> +1) as sim/accel.py's testbench model reads it."""
-    from sim.accel import codes_from_bytes
+    sign-extended when signed, bipolar 0 -> -1 / 1 -> +1) as gen/sim/accel.py's testbench model reads it."""
+    from gen.sim.accel import codes_from_bytes
     d = _T(lo, hi, bipolar)
     raw = np.arange(256, dtype=np.uint8)
     got = input_codes(raw, d)

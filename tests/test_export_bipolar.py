@@ -90,7 +90,7 @@ def test_topk3_frame_carries_three_classes():
     from gen.firmware.simdev import GoldenBackend
     from gen.firmware.spec import make_spec
     from gen.shell import regmap
-    from sim.accel import random_codes
+    from gen.sim.accel import random_codes
 
     _, design = load_design(EXPORTS / "tfc_bnn_topk3.onnx")
     g = build_hw_graph(design)

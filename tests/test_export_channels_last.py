@@ -199,6 +199,6 @@ def test_unet_rtl_matches_golden(tmp_path):
     r = subprocess.run([sys.executable, "-m", "gen", str(EXPORTS / "qkeras_unet.onnx"), "--board", "zybo-z7",
                         "-o", str(out)], check=False, capture_output=True, text=True, timeout=1200, cwd=REPO)
     assert r.returncode == 0, r.stderr[-2000:]
-    r = subprocess.run(["make", "-C", str(out / "sim"), "sim"], check=False, capture_output=True, text=True,
-                       timeout=2400)
+    r = subprocess.run(["make", "-C", str(out / "sim"), "sim", f"PYTHON={sys.executable}"], check=False,
+                       capture_output=True, text=True, timeout=2400)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]

@@ -109,7 +109,7 @@ def test_kernel_module_amd64_w1_sparse(fw, tmp_path):
 @pytest.mark.kernel
 def test_kernel_module_cross_arm(fw, tmp_path):
     if not (ARM_TREE / ".prepared").exists():
-        missing(f"no prepared ARM kernel tree in {ARM_TREE} (firmware/prepare-arm-kernel.sh, run by .ci/run)")
+        missing(f"no prepared ARM kernel tree in {ARM_TREE} (gen/firmware/src/prepare-arm-kernel.sh, run by .ci/run)")
     kdir = tmp_path / "kernel"
     shutil.copytree(fw / "kernel", kdir)
     r = subprocess.run(["make", "-C", str(ARM_TREE), f"M={kdir}", "ARCH=arm",

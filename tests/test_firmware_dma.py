@@ -1,16 +1,17 @@
-"""The driver's DMA side (firmware/kernel/accel_dma.c) in user space: compiled against stub dmaengine headers and
-a fake AXI DMA (firmware/kernel/harness/) that resets both channels on any terminate and re-enables only the
-terminated channel's interrupts, as xilinx_dma does. Checks the completion, transfer-error, short-frame and
-timeout paths, and that the device keeps serving after each."""
+"""The driver's DMA side (gen/firmware/src/kernel/accel_dma.c) in user space: compiled against stub dmaengine
+headers and a fake AXI DMA (gen/firmware/src/kernel/harness/) that resets both channels on any terminate and
+re-enables only the terminated channel's interrupts, as xilinx_dma does. Checks the completion, transfer-error,
+short-frame and timeout paths, and that the device keeps serving after each."""
 
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-KERNEL = Path(__file__).resolve().parents[1] / "firmware" / "kernel"
+from gen.firmware import SOURCES
+
+KERNEL = SOURCES / "kernel"   # gen/firmware/src/kernel
 CC = shutil.which("gcc") or shutil.which("cc")
 ETIMEDOUT, EIO = -110, -5
 

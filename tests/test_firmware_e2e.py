@@ -346,7 +346,7 @@ def test_ctypes_wrapper(system):
 def test_topk_classes_through_the_server(tmp_path):
     """A TopK k = 4 head: libaccel reads the 4 classes from the frame, the C server sends them (INFER_RESULT
     num_classes), the host client and the ctypes wrapper return them - the golden model's top 4, largest first."""
-    from sim.accel import random_codes
+    from gen.sim.accel import random_codes
     from tests.modelgen.bipolar_out import bipolar_out_model
 
     gm = bipolar_out_model("qonnx", "coded_head", np.random.default_rng(102))

@@ -1,5 +1,5 @@
 """The seed system on loopback against the generated RTL: host client -> TCP -> accel_server (C) -> libaccel (C)
--> simulated device with the Verilator backend (sim/accel_device.py: accel_top emitted by gen, built by the
+-> simulated device with the Verilator backend (gen/sim/accel_device.py: accel_top emitted by gen, built by the
 cached runner, one persistent cocotb simulation) -> results equal the golden model's, registers read from the RTL.
 One Verilator build (cached by source hash), a few frames."""
 

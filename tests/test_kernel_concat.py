@@ -4,9 +4,9 @@ back-pressure. Library lint / $error checks: tests/test_rtllib.py."""
 import numpy as np
 import pytest
 
-from sim.cases import concat_case
-from sim.harness import lint_cases
-from sim.testing import cached, check_sim
+from gen.sim.cases import concat_case
+from gen.sim.harness import lint_cases
+from gen.sim.testing import cached, check_sim
 
 
 def random_params(rng) -> dict:

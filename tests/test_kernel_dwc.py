@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from gen.rtl.elementwise import dwc_mode
-from sim.cases import dwc_case
-from sim.harness import lint_cases
-from sim.testing import cached, check_sim
+from gen.sim.cases import dwc_case
+from gen.sim.harness import lint_cases
+from gen.sim.testing import cached, check_sim
 
 
 def random_params(rng) -> dict:

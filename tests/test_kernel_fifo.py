@@ -5,9 +5,9 @@ tests/test_rtllib.py."""
 import numpy as np
 import pytest
 
-from sim.cases import fifo_case
-from sim.harness import lint_cases
-from sim.testing import cached, check_sim
+from gen.sim.cases import fifo_case
+from gen.sim.harness import lint_cases
+from gen.sim.testing import cached, check_sim
 
 
 def random_params(rng) -> dict:
@@ -78,12 +78,12 @@ def test_fifo_sweep_slow(mode):
 
 def test_fifo_fill_level():
     """With the output stalled a FIFO takes exactly its capacity; `count` tracks every push and pop."""
-    from sim.harness import build_cases
-    from sim.runner import run
+    from gen.sim.harness import build_cases
+    from gen.sim.runner import run
     cases = default_cases()
     b = build_cases("tb_fifo", cases)
     insts = [dict(name=c.name, prefix=f"i{k}_", capacity=c.info["capacity"], width=c.info["lanes"] * c.info["bits"])
              for k, c in enumerate(cases)]
-    res = run(b, dict(instances=insts), name="levels", test_module="sim.tb_fifo")
+    res = run(b, dict(instances=insts), name="levels", test_module="gen.sim.tb_fifo")
     bad = [f"{r['name']}: {r.get('errors')}" for r in res["instances"] if not r.get("ok")]
     assert not bad, "\n".join(bad)

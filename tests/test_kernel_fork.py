@@ -4,9 +4,9 @@ back-pressure (each sink stalls at random on its own). Library lint / $error che
 import numpy as np
 import pytest
 
-from sim.cases import fork_case
-from sim.harness import lint_cases
-from sim.testing import cached, check_sim
+from gen.sim.cases import fork_case
+from gen.sim.harness import lint_cases
+from gen.sim.testing import cached, check_sim
 
 
 def random_params(rng) -> dict:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from gen.golden import ops
-from sim.cases import Case, frames_of, label_select_case
-from sim.testing import cached, check_sim, lint_rendered
+from gen.sim.cases import Case, frames_of, label_select_case
+from gen.sim.testing import cached, check_sim, lint_rendered
 
 
 def _divisors(n):

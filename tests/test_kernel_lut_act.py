@@ -5,8 +5,8 @@ import math  # noqa: F401
 import numpy as np
 import pytest
 
-from sim.cases import lut_act_case
-from sim.testing import cached, check_sim, lint_rendered
+from gen.sim.cases import lut_act_case
+from gen.sim.testing import cached, check_sim, lint_rendered
 
 
 def _divisors(n):

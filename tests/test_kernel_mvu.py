@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from gen.rtl.common import value_range
-from sim.cases import mvu_case
-from sim.testing import cached, check_sim, lint_rendered, shards
+from gen.sim.cases import mvu_case
+from gen.sim.testing import cached, check_sim, lint_rendered, shards
 
 
 def _divisors(n):

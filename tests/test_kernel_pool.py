@@ -4,8 +4,8 @@ depthwise mode) and global; bit-exact against the golden functions, with and wit
 import numpy as np
 import pytest
 
-from sim.cases import pool_case
-from sim.testing import cached, check_sim, lint_rendered, shards
+from gen.sim.cases import pool_case
+from gen.sim.testing import cached, check_sim, lint_rendered, shards
 
 
 def _divisors(n):

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from gen.golden import ops
 from gen.rtl.requant import RequantSpec, requant_ctx
-from sim.cases import requant_case
-from sim.testing import cached, check_sim, lint_rendered
+from gen.sim.cases import requant_case
+from gen.sim.testing import cached, check_sim, lint_rendered
 
 
 def _divisors(n):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from sim.cases import swg_case
-from sim.testing import cached, check_sim, lint_rendered, shards
+from gen.sim.cases import swg_case
+from gen.sim.testing import cached, check_sim, lint_rendered, shards
 
 
 def _divisors(n):
@@ -118,7 +118,7 @@ CHAINS = [
 
 @cached
 def chain_cases():
-    from sim.cases import chain_case
+    from gen.sim.cases import chain_case
     rng = np.random.default_rng(14)
     return [chain_case(f"c{i}", rng, **p) for i, p in enumerate(CHAINS)]
 

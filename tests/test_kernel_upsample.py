@@ -4,9 +4,9 @@ back-pressure, every row-buffer style. Library lint / $error checks: tests/test_
 import numpy as np
 import pytest
 
-from sim.cases import upsample_case
-from sim.harness import lint_cases
-from sim.testing import cached, check_sim
+from gen.sim.cases import upsample_case
+from gen.sim.harness import lint_cases
+from gen.sim.testing import cached, check_sim
 
 
 def _divisors(n):

@@ -13,7 +13,7 @@ import pytest
 import tomllib
 
 from gen.rtl import lib
-from sim.runner import LintError, lint, tool_env, verilator_bin
+from gen.sim.runner import LintError, lint, tool_env, verilator_bin
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,8 +122,8 @@ def test_bad_parameter_is_an_error(module, params, needle):
         lint([_lib_file(module)], module, extra=tuple(_gflags(params)))
     msg = str(e.value)
     assert "USERERROR" in msg and f"{module}:" in msg and needle in msg, msg
-    # also fatal in a simulation build's settings (sim/runner.py BUILD_ARGS: -Wno-fatal -Werror-USERERROR)
-    from sim.runner import BUILD_ARGS
+    # also fatal in a simulation build's settings (gen/sim/runner.py BUILD_ARGS: -Wno-fatal -Werror-USERERROR)
+    from gen.sim.runner import BUILD_ARGS
     p = subprocess.run([verilator_bin(), "--lint-only", *[a for a in BUILD_ARGS if a.startswith("-W")],
                         "--top-module", module, *_gflags(params), str(_lib_file(module))], capture_output=True,
                        text=True, env=tool_env())

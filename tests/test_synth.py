@@ -110,7 +110,7 @@ def test_kernel_synthesizes(tmp_path, kernel):
         assert s["bram36"] >= 1, s["cells"]
     if kernel == "fifo_lutram":
         assert s["lutram"] > 0 and s["bram36"] == 0, s["cells"]
-    if kernel == "dwc_gather":   # flip-flops with enables (rtl_templates/README.md: 19 LUTs)
+    if kernel == "dwc_gather":   # flip-flops with enables (gen/rtl/templates/README.md: 19 LUTs)
         assert s["lut"] <= 20, s["cells"]
     if kernel == "dwc_split":    # the held word and one slice multiplexer (207 LUTs)
         assert s["lut"] <= 210, s["cells"]

@@ -19,11 +19,12 @@ import pytest
 import yaml
 from onnx import numpy_helper
 
+from gen.boards import BOARDS_DIR
 from gen.cli import build_parser, check_parser, main
 from tests.modelgen import qdq_model, qonnx_model
 
 MODELS = Path(os.environ.get("GEN_SHARED_MODELS", Path(__file__).resolve().parents[2] / "shared" / "models"))
-BOARDS = Path(__file__).resolve().parents[1] / "boards"
+BOARDS = BOARDS_DIR   # the bundled board files (gen/board_files/)
 
 
 def run_cli(args) -> tuple[int, str, str]:

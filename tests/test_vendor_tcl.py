@@ -35,7 +35,7 @@ IP_PINS = {
     "xlconstant": {"dout"},
 }
 
-# PS7 values the fallback must carry, copied by hand from the board references (not from boards/*.yaml, so that a
+# PS7 values the fallback must carry, copied by hand from the board references (not from the board YAMLs, so that a
 # wrong YAML fails): Digilent vivado-boards zybo-z7-20/A.0/1.2/preset.xml; PYNQ-Z2 base overlay (PYNQ base.tcl)
 REFERENCE_PS7 = {
     "zybo-z7": {"PCW_UIPARAM_DDR_MEMORY_TYPE": "DDR 3 (Low Voltage)", "PCW_UIPARAM_DDR_PARTNO": "MT41K256M16 RE-125",
@@ -52,7 +52,7 @@ REFERENCE_PS7 = {
 }
 ZYBO_PARTS = "digilentinc.com:zybo-z7-20:part0"
 
-# the weight memory as the generated RTL reads it (rtl_templates/mvu.sv.j2)
+# the weight memory as the generated RTL reads it (gen/rtl/templates/mvu.sv.j2)
 READMEM_TOP = """module accel_top;
   logic [7:0] w [0:0];
 `ifdef GEN_VIVADO_MEM

@@ -105,9 +105,9 @@ def torch_count(arch: str) -> dict:
 def rtl_predict(gen_out: Path, design, x: np.ndarray, bp: float = 0.2, gap: float = 0.2, seed: int = 1) -> dict:
     """Run the maps through the Verilator model of the generated accelerator (gen_out/rtl, from `python -m gen`)
     with random input gaps and output back-pressure, and compare every output frame (label + scores bytes) with
-    the frame the golden model predicts (`sim.accel`). Returns {"frames", "equal", "mismatches"}."""
+    the frame the golden model predicts (`gen.sim.accel`). Returns {"frames", "equal", "mismatches"}."""
     from gen.golden.model import encode_input
-    from sim import accel
+    from gen.sim import accel
     rtl = gen_out / "rtl"
     info = accel.load_hwinfo(rtl)
     codes = encode_input(design, x)

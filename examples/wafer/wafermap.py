@@ -60,8 +60,8 @@ from pathlib import Path
 
 import numpy as np
 
-# the G85 reader the generated host client carries (firmware/host/g85grid.py): one reader for both
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware" / "host"))
+# the G85 reader the generated host client carries (gen/firmware/src/host/g85grid.py): one reader for both
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "gen" / "firmware" / "src" / "host"))
 import g85grid  # noqa: E402
 
 CLASSES = ("Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Random", "Scratch", "Near-full", "none")
@@ -354,7 +354,7 @@ class G85Wafer:
 def read_g85(source, use_package: bool | None = None) -> list[G85Wafer]:
     """Read a SEMI G85 XML file (path, file object or XML string) -> one G85Wafer per <Device> of every <Map>.
 
-    The reader is firmware/host/g85grid.py, the one the generated host client carries: the `g85` package (PyPI,
+    The reader is gen/firmware/src/host/g85grid.py, the one the generated host client carries: the `g85` package (PyPI,
     GPL-3.0) when it is installed (or use_package=True), else its standard-library reader; both give the same
     grids. Bin codes are compared as numbers for BinType Decimal / HexaDecimal ("01" == "1"), as characters for
     ASCII / Integer2.

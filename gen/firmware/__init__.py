@@ -8,7 +8,7 @@
     host/       client for the STM32MP1 host (accel_client.py, accel_proto.py), PROTOCOL.md
     Makefile    libaccel, server (cc -Wall -Werror)
 
-The C and Python sources are the same for every design (firmware/ at the top of the repository); what
+The C and Python sources are the same for every design (gen/firmware/src/, package data); what
 differs per design is generated here into headers and data modules from regmap.py, protocol.py and spec.py.
 """
 
@@ -26,11 +26,11 @@ from .spec import Spec, make_spec, output_description
 
 __all__ = ["write_firmware", "make_spec", "Spec", "SOURCES"]
 
-SOURCES = Path(__file__).resolve().parents[2] / "firmware"   # the design-independent sources
+SOURCES = Path(__file__).resolve().parent / "src"   # the design-independent sources (package data)
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
-# (source under firmware/, destination under OUT/firmware/)
+# (source under gen/firmware/src/, destination under OUT/firmware/)
 _COPIES = (("kernel/accel_drv.c", "kernel/accel_drv.c"), ("kernel/accel_dma.c", "kernel/accel_dma.c"),
            ("kernel/accel_dma.h", "kernel/accel_dma.h"), ("kernel/accel_clock.h", "kernel/accel_clock.h"),
            ("include/accel_uapi.h", "include/accel_uapi.h"),

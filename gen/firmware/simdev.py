@@ -45,7 +45,7 @@ class DeviceBackend(Protocol):
 
 def input_codes(raw: np.ndarray, design) -> np.ndarray:
     """Frame bytes -> input codes exactly as the RTL's input adapter and first kernel read them
-    (rtl_templates/accel_input.sv.j2): only the low A_BITS of each byte (the input tensor's bits), two's
+    (gen/rtl/templates/accel_input.sv.j2): only the low A_BITS of each byte (the input tensor's bits), two's
     complement when signed, bipolar 1 -> +1 and 0 -> -1. A byte above the code range is therefore not an error
     here but the code its low bits spell, as on the device."""
     t = design.tensors[design.input]
@@ -152,14 +152,15 @@ class GoldenBackend:
 
 
 def make_backend(kind: str, design, board: dict, **opts) -> DeviceBackend:
-    """"golden" (fast, always available) or "verilator" (the generated RTL, once sim/ provides it)."""
+    """"golden" (fast, always available) or "verilator" (the generated RTL through gen/sim)."""
     if kind == "golden":
         return GoldenBackend(design, board, **opts)
     if kind == "verilator":
         try:
-            from sim.accel_device import VerilatorBackend  # the hook: infer / read_reg / write_reg on accel_top
+            from ..sim.accel_device import VerilatorBackend  # the hook: infer / read_reg / write_reg on accel_top
         except ImportError as e:
-            raise GenError(f"the Verilator device backend is not available yet (sim/accel_device.py: {e})") from None
+            raise GenError(f"the Verilator device backend is not available (gen/sim/accel_device.py: {e}; it needs "
+                           f"gen's dev extras: cocotb, cocotbext-axi, verilator)") from None
         return VerilatorBackend(design, board, **opts)
     raise GenError(f"unknown device backend '{kind}' (golden, verilator)")
 

@@ -1,8 +1,8 @@
-"""RTL emission: render the parametric kernels in rtl_templates/ for one layer each.
+"""RTL emission: render the parametric kernels in gen/rtl/templates/ for one layer each.
 
 Every render function takes the layer name first and the IR's parameters as keyword arguments, and returns a
 `Rendered` (SystemVerilog text of one self-contained module `<kernel>_<layer>`, its .mem files, ports, streams,
-parameters and the analytic cycles per frame). See rtl_templates/README.md for the kernel list and conventions.
+parameters and the analytic cycles per frame). See gen/rtl/templates/README.md for the kernel list and conventions.
 """
 
 from .chain import render_chain

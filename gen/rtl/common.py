@@ -1,4 +1,4 @@
-"""Shared helpers for rendering the kernel templates in rtl_templates/ and instantiating the static RTL library.
+"""Shared helpers for rendering the kernel templates in gen/rtl/templates/ and instantiating the static RTL library.
 
 Kernels whose logic depends on the layer's data (mvu, swg, pool, add, requant, lut_act, label_select) are
 rendered into one self-contained SystemVerilog module per layer (module name ``<kernel>_<layer>``): structural
@@ -20,7 +20,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "rtl_templates"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"   # package data
 
 _env: jinja2.Environment | None = None
 

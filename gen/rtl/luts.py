@@ -6,7 +6,7 @@ by itself; Yosys' synth_xilinx never does, and neither can see that a ROM column
 share their address inputs once they are mixed into other logic. So where the mvu holds constant tables of
 known shape - weights folded into its first-stage sums, shallow weight ROMs - it instantiates the primitives
 itself, with INIT computed here. Vivado takes them from its unisim library, Yosys from its cell library, and
-Verilator (simulation and lint) from sim/xilinx_prims.v, a model with the same INIT semantics.
+Verilator (simulation and lint) from gen/sim/xilinx_prims.v, a model with the same INIT semantics.
 
 The emitters write generate loops over units (a group of lanes, a pair of ROM columns) whose INITs come from
 localparams, at most 1024 LUTs each (Verilator's widest literal is 65,536 bits).

@@ -4,7 +4,8 @@ Verilator rebuilds verilated.o, verilated_vpi.o, ... in every fresh build direct
 (about 10 s of CPU here). They do not depend on the design, so we keep one copy per compiler command line.
 Everything else is compiled normally.
 
-usage (set by sim.runner): OBJCACHE="<python> sim/objcache.py" make ...
+usage (set by gen.sim.runner): GEN_OBJCACHE_DIR=<dir> OBJCACHE="<python> .../gen/sim/objcache.py" make ...
+Without GEN_OBJCACHE_DIR every command runs uncached.
 """
 
 import hashlib
@@ -14,14 +15,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-CACHE = Path(os.environ.get("GEN_OBJCACHE_DIR", Path(__file__).resolve().parents[1] / "build" / "sim_cache" / "objs"))
+_DIR = os.environ.get("GEN_OBJCACHE_DIR")   # gen.sim.runner: <cache>/sim_cache/objs (gen/cache.py)
+CACHE = Path(_DIR) if _DIR else None
 
 
 def main(argv: list[str]) -> int:
     src = argv[-1]
     # only Verilator's own runtime: cocotb's verilator.cpp includes the design's Vtop.h
     cacheable = src.endswith(".cpp") and "/verilator/include/" in src
-    if not cacheable or "-o" not in argv:
+    if CACHE is None or not cacheable or "-o" not in argv:
         return subprocess.call(argv)
     out = argv[argv.index("-o") + 1]
     st = os.stat(src)

@@ -1,8 +1,9 @@
 """Build (cached by content hash) and run cocotb + Verilator simulations of rendered kernels.
 
 Many kernel instances go into one generated wrapper (one Verilator build); the generic testbench
-(sim/tb_axis.py) drives whichever instances a run's spec names. Builds live in build/sim_cache/<hash>/ and
-are reused whenever the sources, .mem contents and tool versions are unchanged.
+(gen/sim/tb_axis.py) drives whichever instances a run's spec names. Builds live in <cache>/sim_cache/<hash>/
+(gen/cache.py: $GEN_CACHE_DIR, else <checkout>/build, else ~/.cache/gen) and are reused whenever the sources,
+.mem contents and tool versions are unchanged.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-CACHE_ROOT = REPO / "build" / "sim_cache"
-RUNS_ROOT = REPO / "build" / "sim_runs"
+from ..cache import cache_dir
+
+HERE = Path(__file__).resolve().parent   # gen/sim: the testbenches, objcache.py, xilinx_prims.v
+CACHE_ROOT = cache_dir() / "sim_cache"
+RUNS_ROOT = cache_dir() / "sim_runs"
 
 
 # ------------------------------------------------------------------------------------------------ tools
@@ -51,7 +54,7 @@ class LintError(AssertionError):
     pass
 
 
-PRIMS = REPO / "sim" / "xilinx_prims.v"  # Verilator models of the Xilinx primitives gen/rtl/luts.py instantiates
+PRIMS = HERE / "xilinx_prims.v"  # Verilator models of the Xilinx primitives gen/rtl/luts.py instantiates
 
 
 def uses_prims(text: str) -> bool:
@@ -194,7 +197,8 @@ def build(top: str, instances: list[tuple[str, object]], extra_sv: dict[str, str
         for k, v in files.items():
             (src / k).write_text(v)
         env = tool_env()
-        env["OBJCACHE"] = f"{sys.executable} {REPO / 'sim' / 'objcache.py'}"
+        env["OBJCACHE"] = f"{sys.executable} {HERE / 'objcache.py'}"
+        env.setdefault("GEN_OBJCACHE_DIR", str(CACHE_ROOT / "objs"))
         # the PyPI wheel's verilated.mk leaves the precompiled-header include flag empty (breaks split builds)
         opt = [f"OPT_FAST={CXX_OPT}", f"OPT_SLOW={CXX_OPT}", f"OPT_GLOBAL={CXX_OPT}"] if CXX_OPT else []
         env["MAKEFLAGS"] = " ".join(x for x in [env.get("MAKEFLAGS", ""), "CFG_CXXFLAGS_PCH_I=-include", *opt] if x)
@@ -216,15 +220,16 @@ def build(top: str, instances: list[tuple[str, object]], extra_sv: dict[str, str
 
 # ------------------------------------------------------------------------------------------------ run
 
-def run(b: Build, spec: dict, name: str = "run", test_module: str = "sim.tb_axis") -> dict:
-    """Run a cocotb test module (default sim/tb_axis.py) on build `b` with `spec`; returns its results dict."""
+def run(b: Build, spec: dict, name: str = "run", test_module: str = "gen.sim.tb_axis") -> dict:
+    """Run a cocotb test module (default gen/sim/tb_axis.py) on build `b` with `spec`; returns its results dict."""
     from cocotb_tools import runner as cr
     rdir = Path(tempfile.mkdtemp(prefix=f"{b.top}-{name}-", dir=_mkdir(RUNS_ROOT)))
     spec_path, res_path = rdir / "spec.json", rdir / "results.json"
     spec_path.write_text(json.dumps(spec))
     tool_env()
-    if str(REPO) not in sys.path:  # the runner passes sys.path as the simulator's PYTHONPATH
-        sys.path.insert(0, str(REPO))
+    root = str(HERE.parent.parent)   # the folder holding the gen package: the simulator imports gen.sim.tb_*
+    if root not in sys.path:  # the runner passes sys.path as the simulator's PYTHONPATH
+        sys.path.insert(0, root)
     r = cr.get_runner("verilator")
     t0 = time.time()
     log = rdir / "sim.log"

@@ -98,7 +98,7 @@ def input_frames(design: Design, hwinfo: dict, codes: np.ndarray) -> list[bytes]
 def run_steps(b: runner.Build, steps: list, *, gap: float = 0.0, bp: float = 0.0, seed: int = 1,
               max_cycles: int = 10 ** 7, name: str = "accel") -> dict:
     spec = dict(seed=seed, clock_ns=10, gap=gap, bp=bp, max_cycles=max_cycles, steps=steps)
-    return runner.run(b, spec, name=name, test_module="sim.tb_accel")
+    return runner.run(b, spec, name=name, test_module="gen.sim.tb_accel")
 
 
 def compare(got_hex: list[str], exp: list[bytes], start: int = 0) -> list[str]:

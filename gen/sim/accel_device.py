@@ -1,6 +1,6 @@
 """The simulated device's Verilator backend (gen/firmware/simdev.py, make_backend("verilator")): the generated
-accelerator (rtl/ emitted by gen's own passes, built by sim/runner.py's cache) in one persistent cocotb
-simulation (sim/tb_device.py) that serves infer / read_reg / write_reg over a Unix socket.
+accelerator (rtl/ emitted by gen's own passes, built by gen/sim/runner.py's cache) in one persistent cocotb
+simulation (gen/sim/tb_device.py) that serves infer / read_reg / write_reg over a Unix socket.
 
     b = VerilatorBackend(design, board)       # emit + build (cached) + start the simulation
     out = b.infer(frame)                      # AXI-Stream frame in, output frame out
@@ -80,7 +80,7 @@ class VerilatorBackend:
 
     def _run_sim(self, spec: dict) -> None:
         try:
-            self.result = runner.run(self.build, spec, name="device", test_module="sim.tb_device")
+            self.result = runner.run(self.build, spec, name="device", test_module="gen.sim.tb_device")
         except BaseException as e:  # noqa: BLE001 - reported by the caller
             self.error = e
 

@@ -2,7 +2,7 @@
 /*
  * harness.c - accel_dma.c in user space against a fake AXI DMA (tests/test_firmware_dma.py).
  *
- *   cc -I firmware/kernel/harness -I firmware/kernel firmware/kernel/harness/harness.c firmware/kernel/accel_dma.c
+ *   (in gen/firmware/src) cc -I kernel/harness -I kernel kernel/harness/harness.c kernel/accel_dma.c
  *   ./a.out SCENARIO      prints one line per frame: "frame N ret R recoveries K"
  *
  * The fake models what matters for recovery in the xilinx_dma driver on an AXI DMA (PG021):

@@ -1,6 +1,6 @@
 """Random test cases per kernel: render the kernel, draw inputs, compute the golden outputs with gen/golden/ops.py.
 
-Each `*_case` function returns a sim.harness.Case whose frames are raw element codes (lane order = element
+Each `*_case` function returns a gen.sim.harness.Case whose frames are raw element codes (lane order = element
 order of the NHWC stream), so the testbench only packs lanes and compares.
 """
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare an ARM (Zynq-7000, multi_v7_defconfig) kernel tree for out-of-tree module builds, once.
-# Usage: firmware/prepare-arm-kernel.sh DEST   (default build/linux-arm)
+# Usage: gen/firmware/src/prepare-arm-kernel.sh DEST   (default build/linux-arm)
 # Needs Debian's linux-source, gcc-arm-linux-gnueabihf, bc, bison, flex, libssl-dev, libelf-dev.
 # The tree is cached: a DEST/.prepared stamp makes later calls return at once.
 set -euo pipefail

@@ -10,7 +10,7 @@ Spec ($GEN_SIM_SPEC): {"clock_ns": 10, "max_cycles": int, "seed": int, "gap": p,
                                          exact count accepted (the source may run ahead by a beat)
   {"op": "resume"} / {"op": "wait", "cycles": n} / {"op": "set", "gap": p, "bp": p}
 Results ($GEN_SIM_RESULTS): received frames (hex) with their end cycles, reads, marks, errors. All checking
-against the golden model is done by the caller (sim/accel.py).
+against the golden model is done by the caller (gen/sim/accel.py).
 """
 
 from __future__ import annotations

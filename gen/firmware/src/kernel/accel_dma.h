@@ -3,7 +3,7 @@
  * accel_dma.h - the accelerator's two AXI DMA channels (dmaengine client): one frame out, one frame back.
  *
  * Kept apart from accel_drv.c, with no other kernel dependency than dmaengine, completions and dev_* logging,
- * so that tests/test_firmware_dma.py can compile accel_dma.c against stub headers (firmware/kernel/harness/)
+ * so that tests/test_firmware_dma.py can compile accel_dma.c against stub headers (gen/firmware/src/kernel/harness/)
  * and drive its completion, error and timeout paths in user space.
  */
 #ifndef ACCEL_DMA_H

@@ -1,4 +1,4 @@
-"""cocotb side of the simulated device (sim/accel_device.py): a persistent accel_top simulation that serves
+"""cocotb side of the simulated device (gen/sim/accel_device.py): a persistent accel_top simulation that serves
 requests from its parent over a Unix socket until told to quit (or the parent goes away).
 
 Spec ($GEN_SIM_SPEC): {"clock_ns": 10, "socket": path, "timeout_cycles": n}. Requests (REQ) and replies (RESP):

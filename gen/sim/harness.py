@@ -11,7 +11,7 @@ from . import runner
 class Case:
     name: str
     rendered: object                  # gen.rtl.common.Rendered
-    phases: list[dict]                # see sim/tb_axis.py
+    phases: list[dict]                # see gen/sim/tb_axis.py
     cycles_per_frame: int | None = None  # analytic steady-state cycles per frame (no back-pressure)
     info: dict = field(default_factory=dict)
 
