@@ -111,120 +111,12 @@ def render_ctrl(*, design_hash: int, in_bytes: int, out_bytes: int, num_scores: 
             val = f"cfg_data[{32 * int(r.name[8:])} +: 32]"
         else:  # write-only registers read as 0
             val = "32'd0"
-        reads.append(f"      {A}'h{r.offset:02x}: rdata_d = {val};  // {r.name} ({r.access})")
+        reads.append(dict(offset=r.offset, name=r.name, access=r.access, value=val))
     name = "accel_ctrl"
-    rw = "1'b1" if runtime_weights else "1'b0"
-    nd = regmap.CFG_DATA_WORDS
-    cfg_writes = "\n".join(f"          {A}'h{R[f'CFG_DATA{i}'].offset:02x}: cfg_data[{32 * i} +: 32] <= wdata;"
-                           for i in range(nd))
-    sv = f"""{header("control block", name, "accel", dict(REGISTERS=len(regmap.REGISTERS), ADDR_BITS=A))}
-// AXI-Lite control/status registers, generated from gen/shell/regmap.py (see its docstring for the meaning).
-// One write and one read in flight at a time; every access answers OKAY.
-module {name} (
-  input  logic clk,
-  input  logic rst,                    // the vendor reset (not the soft reset)
-{axil_port_decls()}
-  output logic soft_rst,               // datapath reset: held 4 cycles after CTRL.SOFT_RESET
-  input  logic ev_frame_in,            // input adapter: first beat of a frame
-  input  logic ev_frame_done,          // input adapter: frame complete, with its flags
-  input  logic [1:0] ev_flags,         // {{LONG, SHORT}}
-  input  logic ev_frame_out,           // output adapter: last beat of an output frame sent
-  input  logic [31:0] ev_out_tstart,   // cycle of the first input beat of the frame just sent
-  output logic [31:0] cycle,           // free-running cycle counter (timestamps)
-  output logic cfg_commit,             // pulse: write cfg_data to cfg_layer / cfg_addr
-  output logic [31:0] cfg_layer,
-  output logic [31:0] cfg_addr,
-  output logic [{32 * nd - 1}:0] cfg_data,
-  input  logic cfg_bad                 // the committed layer / address does not exist
-);
-  logic [{nerr - 1}:0] errors;
-  logic [31:0] frames_in, frames_out, last_latency, last_interval, last_end;
-  logic [2:0] srst_cnt;
-  logic busy;
-  wire [31:0] status_w = (32'({rw}) << {fld['STATUS.RUNTIME_WEIGHTS']}) | (32'(errors != '0) << {fld['STATUS.ERROR']}) |
-                         (32'(busy) << {fld['STATUS.BUSY']});
-  // write channel: address and data accepted together
-  wire wr = s_axil_awvalid && s_axil_wvalid && !s_axil_bvalid;
-  assign s_axil_awready = wr;
-  assign s_axil_wready = wr;
-  assign s_axil_bresp = 2'b00;
-  assign s_axil_rresp = 2'b00;
-  assign s_axil_arready = !s_axil_rvalid;
-  wire [{A - 1}:0] waddr = s_axil_awaddr;
-  wire [31:0] wdata = s_axil_wdata;
-  logic [31:0] rdata_d;
-  always_comb begin
-    case (s_axil_araddr)
-{chr(10).join(reads)}
-      default: rdata_d = 32'd0;
-    endcase
-  end
-  assign soft_rst = (srst_cnt != 3'd0);
-  wire dp_rst = rst || soft_rst;
-  always_ff @(posedge clk) begin
-    cfg_commit <= 1'b0;
-    if (rst) begin
-      s_axil_bvalid <= 1'b0;
-      s_axil_rvalid <= 1'b0;
-      s_axil_rdata <= '0;
-      srst_cnt <= 3'd0;
-      errors <= '0;
-      cfg_layer <= '0;
-      cfg_addr <= '0;
-      cfg_data <= '0;
-      cycle <= '0;
-    end else begin
-      cycle <= cycle + 32'd1;
-      if (srst_cnt != 3'd0) srst_cnt <= srst_cnt - 3'd1;
-      if (s_axil_bvalid && s_axil_bready) s_axil_bvalid <= 1'b0;
-      if (s_axil_rvalid && s_axil_rready) s_axil_rvalid <= 1'b0;
-      if (s_axil_arvalid && !s_axil_rvalid) begin
-        s_axil_rvalid <= 1'b1;
-        s_axil_rdata <= rdata_d;
-      end
-      // error flags: set by events, cleared by CTRL.CLEAR_ERRORS or by writing 1 to ERRORS (w1c)
-      if (ev_frame_done && !soft_rst) errors <= errors | {nerr}'({{ev_flags[{fld['ERRORS.LONG_FRAME']}], \
-ev_flags[{fld['ERRORS.SHORT_FRAME']}]}} << {fld['ERRORS.SHORT_FRAME']});
-      if (cfg_commit && cfg_bad) errors[{fld['ERRORS.CFG_ERROR']}] <= 1'b1;
-      if (wr) begin
-        s_axil_bvalid <= 1'b1;
-        case (waddr)
-          {A}'h{R['CTRL'].offset:02x}: begin
-            if (wdata[{fld['CTRL.SOFT_RESET']}]) srst_cnt <= 3'd4;
-            if (wdata[{fld['CTRL.CLEAR_ERRORS']}]) errors <= '0;
-          end
-          {A}'h{R['ERRORS'].offset:02x}: errors <= errors & ~wdata[{nerr - 1}:0];
-          {A}'h{R['CFG_LAYER'].offset:02x}: cfg_layer <= wdata;
-          {A}'h{R['CFG_ADDR'].offset:02x}: cfg_addr <= wdata;
-          {A}'h{R['CFG_COMMIT'].offset:02x}: cfg_commit <= wdata[0];
-{cfg_writes}
-          default: ;
-        endcase
-      end
-    end
-  end
-  // counters: cleared by either reset
-  always_ff @(posedge clk) begin
-    if (dp_rst) begin
-      frames_in <= '0;
-      frames_out <= '0;
-      last_latency <= '0;
-      last_interval <= '0;
-      last_end <= '0;
-      busy <= 1'b0;
-    end else begin
-      if (ev_frame_in) frames_in <= frames_in + 32'd1;
-      if (ev_frame_out) begin
-        frames_out <= frames_out + 32'd1;
-        last_latency <= cycle - ev_out_tstart;
-        if (frames_out != '0) last_interval <= cycle - last_end;
-        last_end <= cycle;
-      end
-      busy <= (frames_in + (ev_frame_in ? 32'd1 : 32'd0)) != (frames_out + (ev_frame_out ? 32'd1 : 32'd0));
-    end
-  end
-endmodule
-"""
+    sv = render_template("accel_ctrl.sv.j2", name=name, reads=reads, fld=fld, R=R, A=A, nd=regmap.CFG_DATA_WORDS,
+                         nerr=nerr, rw="1'b1" if runtime_weights else "1'b0", axil_decls=axil_port_decls(),
+                         header=header("control block", name, "accel",
+                                       dict(REGISTERS=len(regmap.REGISTERS), ADDR_BITS=A)))
     ports = [Port("clk", "input", 1), Port("rst", "input", 1)]
     return Rendered("ctrl", name, sv, {}, ports, [], {})
 
@@ -253,33 +145,5 @@ def render_top_wrapper(accel_module: str, dma_bits: int) -> str:
                 attr = f'(* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 {busname} {sig.upper()}" *) '
         rng = f"[{w - 1}:0] " if w > 1 else ""
         decl.append(f"  {attr}{d} wire {rng}{n}")
-    return f"""// {regmap.TOP_MODULE}: plain Verilog top of the generated accelerator (a Vivado module reference).
-// Ports: gen/shell/regmap.py top_ports({dma_bits}); active-low ap_rst_n -> the kernels' synchronous active-high rst.
-// tkeep is ignored on input (whole beats) and all ones on output.
-/* verilator lint_off SYMRSVDWORD */  // `interrupt` is the port name the contract fixes
-module {regmap.TOP_MODULE} (
-{(","+chr(10)).join(decl)}
-);
-  reg rst;  // registered: the vendor reset is synchronous to ap_clk
-  always @(posedge ap_clk) rst <= !ap_rst_n;
-  /* verilator lint_off UNUSEDSIGNAL */
-  wire [{dma_bits // 8 - 1}:0] unused_tkeep = s_axis_tkeep;
-  wire [5:0] unused_prot = {{s_axil_awprot, s_axil_arprot}};
-  wire [3:0] unused_wstrb = s_axil_wstrb;  // registers are written whole
-  /* verilator lint_on UNUSEDSIGNAL */
-  assign m_axis_tkeep = {{{dma_bits // 8}{{1'b1}}}};
-  {accel_module} u_accel (
-    .clk(ap_clk), .rst(rst),
-    .s_axis_tdata(s_axis_tdata), .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready),
-    .s_axis_tlast(s_axis_tlast),
-    .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
-    .m_axis_tlast(m_axis_tlast),
-    .s_axil_awaddr(s_axil_awaddr), .s_axil_awvalid(s_axil_awvalid), .s_axil_awready(s_axil_awready),
-    .s_axil_wdata(s_axil_wdata), .s_axil_wvalid(s_axil_wvalid), .s_axil_wready(s_axil_wready),
-    .s_axil_bresp(s_axil_bresp), .s_axil_bvalid(s_axil_bvalid), .s_axil_bready(s_axil_bready),
-    .s_axil_araddr(s_axil_araddr), .s_axil_arvalid(s_axil_arvalid), .s_axil_arready(s_axil_arready),
-    .s_axil_rdata(s_axil_rdata), .s_axil_rresp(s_axil_rresp), .s_axil_rvalid(s_axil_rvalid),
-    .s_axil_rready(s_axil_rready), .interrupt(interrupt)
-  );
-endmodule
-"""
+    return render_template("accel_top.v.j2", top=regmap.TOP_MODULE, decl=decl, dma_bits=dma_bits,
+                           accel_module=accel_module)
