@@ -4,11 +4,10 @@ streams (-1 / +1 as one bit each, as gen/rtl/emit.py's render_label_unit feeds t
 import math  # noqa: F401
 
 import numpy as np
-import pytest
 
 from gen.golden import ops
 from gen.sim.cases import Case, frames_of, label_select_case
-from gen.sim.testing import cached, check_sim, lint_rendered
+from gen.sim.testing import cached, kernel_tests
 
 
 def _divisors(n):
@@ -69,28 +68,4 @@ def slow_cases():
     return [label_select_case(f"s{i}", rng, frames=2, **random_params(rng)) for i in range(N_SLOW)]
 
 
-@pytest.mark.parametrize("idx", range(len(EDGE) + N_RANDOM + len(BIPOLAR)))
-def test_label_select_lint(idx):
-    lint_rendered(default_cases()[idx].rendered)
-
-
-def test_label_select_exact_and_cycles():
-    """No back-pressure: bit-exact; cycles per frame within 5% of the analytic count."""
-    check_sim("tb_label_select", default_cases(), cycles_tol=0.05, tag="nobp")
-
-
-def test_label_select_backpressure():
-    """Random sink back-pressure and source gaps: still bit-exact."""
-    check_sim("tb_label_select", default_cases(), bp=0.5, gap=0.3, seed=9, tag="bp")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["nobp", "bp"])
-def test_label_select_sweep_slow(mode):
-    cases = slow_cases()
-    for c in cases:
-        lint_rendered(c.rendered)
-    if mode == "nobp":
-        check_sim("tb_label_select_slow", cases, cycles_tol=0.05, tag=mode)
-    else:
-        check_sim("tb_label_select_slow", cases, bp=0.6, gap=0.4, seed=29, tag=mode)
+globals().update(kernel_tests("label_select", default_cases, slow_cases, len(EDGE) + N_RANDOM + len(BIPOLAR)))

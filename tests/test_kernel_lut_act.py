@@ -3,10 +3,9 @@
 import math  # noqa: F401
 
 import numpy as np
-import pytest
 
 from gen.sim.cases import lut_act_case
-from gen.sim.testing import cached, check_sim, lint_rendered
+from gen.sim.testing import cached, kernel_tests
 
 
 def _divisors(n):
@@ -46,28 +45,4 @@ def slow_cases():
     return [lut_act_case(f"s{i}", rng, frames=2, **random_params(rng)) for i in range(N_SLOW)]
 
 
-@pytest.mark.parametrize("idx", range(len(EDGE) + N_RANDOM))
-def test_lut_act_lint(idx):
-    lint_rendered(default_cases()[idx].rendered)
-
-
-def test_lut_act_exact_and_cycles():
-    """No back-pressure: bit-exact; cycles per frame within 5% of the analytic count."""
-    check_sim("tb_lut_act", default_cases(), cycles_tol=0.05, tag="nobp")
-
-
-def test_lut_act_backpressure():
-    """Random sink back-pressure and source gaps: still bit-exact."""
-    check_sim("tb_lut_act", default_cases(), bp=0.5, gap=0.3, seed=9, tag="bp")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["nobp", "bp"])
-def test_lut_act_sweep_slow(mode):
-    cases = slow_cases()
-    for c in cases:
-        lint_rendered(c.rendered)
-    if mode == "nobp":
-        check_sim("tb_lut_act_slow", cases, cycles_tol=0.05, tag=mode)
-    else:
-        check_sim("tb_lut_act_slow", cases, bp=0.6, gap=0.4, seed=29, tag=mode)
+globals().update(kernel_tests("lut_act", default_cases, slow_cases, len(EDGE) + N_RANDOM))

@@ -32,6 +32,46 @@ def check_sim(top: str, cases: list[Case], *, bp: float = 0.0, gap: float = 0.0,
     return res
 
 
+def kernel_tests(kind: str, default_cases, slow_cases, n_default: int) -> dict:
+    """The standard test set of one kernel over its case lists, for tests/test_kernel_<kind>.py to put into its
+    namespace (`globals().update(kernel_tests(...))`): lint every default case; bit-exact with the cycles per
+    frame within 5 % of the analytic count without back-pressure; bit-exact under random sink back-pressure and
+    source gaps; and (`-m slow`) both over the slow sweep. `default_cases` / `slow_cases` are `cached` factories;
+    the cocotb top is `tb_<kind>` (`tb_<kind>_slow` for the sweep)."""
+    import pytest  # a test helper: the package itself does not need pytest
+
+    top = f"tb_{kind}"
+
+    @pytest.mark.parametrize("idx", range(n_default))
+    def lint(idx):
+        lint_rendered(default_cases()[idx].rendered)
+
+    def exact_and_cycles():
+        """No back-pressure: bit-exact; cycles per frame within 5% of the analytic count."""
+        check_sim(top, default_cases(), cycles_tol=0.05, tag="nobp")
+
+    def backpressure():
+        """Random sink back-pressure and source gaps: still bit-exact."""
+        check_sim(top, default_cases(), bp=0.5, gap=0.3, seed=9, tag="bp")
+
+    @pytest.mark.slow
+    @pytest.mark.parametrize("mode", ["nobp", "bp"])
+    def sweep_slow(mode):
+        cases = slow_cases()
+        for c in cases:
+            lint_rendered(c.rendered)
+        if mode == "nobp":
+            check_sim(f"{top}_slow", cases, cycles_tol=0.05, tag=mode)
+        else:
+            check_sim(f"{top}_slow", cases, bp=0.6, gap=0.4, seed=29, tag=mode)
+
+    tests = {"lint": lint, "exact_and_cycles": exact_and_cycles, "backpressure": backpressure,
+             "sweep_slow": sweep_slow}
+    for what, fn in tests.items():
+        fn.__name__ = fn.__qualname__ = f"test_{kind}_{what}"
+    return {fn.__name__: fn for fn in tests.values()}
+
+
 def shards(n: int, k: int) -> list[list[int]]:
     """Split range(n) into k interleaved shards."""
     return [list(range(i, n, k)) for i in range(k)]
@@ -42,4 +82,4 @@ def cached(fn):
     return functools.lru_cache(maxsize=None)(fn)
 
 
-__all__ = ["check_sim", "shards", "cached", "lint_rendered", "Case"]
+__all__ = ["check_sim", "kernel_tests", "shards", "cached", "lint_rendered", "Case"]
