@@ -2,11 +2,9 @@
 back-pressure. Library lint / $error checks: tests/test_rtllib.py."""
 
 import numpy as np
-import pytest
 
 from gen.sim.cases import concat_case
-from gen.sim.harness import lint_cases
-from gen.sim.testing import cached, check_sim
+from gen.sim.testing import cached, kernel_tests
 
 
 def random_params(rng) -> dict:
@@ -41,26 +39,4 @@ def slow_cases():
     return [concat_case(f"s{i}", rng, frames=2, **random_params(rng)) for i in range(N_SLOW)]
 
 
-def test_concat_lint():
-    lint_cases("tb_concat", default_cases())
-
-
-def test_concat_exact_and_cycles():
-    """No back-pressure: bit-exact; cycles per frame within 5% of the analytic count."""
-    check_sim("tb_concat", default_cases(), cycles_tol=0.05, tag="nobp")
-
-
-def test_concat_backpressure():
-    """Random sink back-pressure and source gaps: still bit-exact."""
-    check_sim("tb_concat", default_cases(), bp=0.5, gap=0.3, seed=9, tag="bp")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["nobp", "bp"])
-def test_concat_sweep_slow(mode):
-    cases = slow_cases()
-    lint_cases("tb_concat_slow", cases)
-    if mode == "nobp":
-        check_sim("tb_concat_slow", cases, cycles_tol=0.05, tag=mode)
-    else:
-        check_sim("tb_concat_slow", cases, bp=0.6, gap=0.4, seed=29, tag=mode)
+globals().update(kernel_tests("concat", default_cases, slow_cases))

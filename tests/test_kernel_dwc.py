@@ -5,12 +5,10 @@ tests/test_rtllib.py."""
 import math
 
 import numpy as np
-import pytest
 
 from gen.rtl.elementwise import dwc_mode
 from gen.sim.cases import dwc_case
-from gen.sim.harness import lint_cases
-from gen.sim.testing import cached, check_sim
+from gen.sim.testing import cached, kernel_tests
 
 
 def random_params(rng) -> dict:
@@ -55,26 +53,4 @@ def test_dwc_modes():
     assert [c.rendered.extra["mode"] for c in default_cases()[:3]] == ["gather", "split", "shift"]
 
 
-def test_dwc_lint():
-    lint_cases("tb_dwc", default_cases())
-
-
-def test_dwc_exact_and_cycles():
-    """No back-pressure: bit-exact; cycles per frame within 5% of the analytic count."""
-    check_sim("tb_dwc", default_cases(), cycles_tol=0.05, tag="nobp")
-
-
-def test_dwc_backpressure():
-    """Random sink back-pressure and source gaps: still bit-exact."""
-    check_sim("tb_dwc", default_cases(), bp=0.5, gap=0.3, seed=9, tag="bp")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["nobp", "bp"])
-def test_dwc_sweep_slow(mode):
-    cases = slow_cases()
-    lint_cases("tb_dwc_slow", cases)
-    if mode == "nobp":
-        check_sim("tb_dwc_slow", cases, cycles_tol=0.05, tag=mode)
-    else:
-        check_sim("tb_dwc_slow", cases, bp=0.6, gap=0.4, seed=29, tag=mode)
+globals().update(kernel_tests("dwc", default_cases, slow_cases))

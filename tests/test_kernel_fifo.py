@@ -3,11 +3,9 @@ wire-through (depth 0) FIFOs pass frames unchanged; `count` is the fill level. L
 tests/test_rtllib.py."""
 
 import numpy as np
-import pytest
 
 from gen.sim.cases import fifo_case
-from gen.sim.harness import lint_cases
-from gen.sim.testing import cached, check_sim
+from gen.sim.testing import cached, kernel_tests
 
 
 def random_params(rng) -> dict:
@@ -51,29 +49,7 @@ def test_fifo_styles():
     assert got >= {("srl", None), ("wire", None), ("ram", "registers"), ("ram", "distributed"), ("ram", "block")}
 
 
-def test_fifo_lint():
-    lint_cases("tb_fifo", default_cases())
-
-
-def test_fifo_exact_and_cycles():
-    """No back-pressure: bit-exact; cycles per frame within 5% of the analytic count."""
-    check_sim("tb_fifo", default_cases(), cycles_tol=0.05, tag="nobp")
-
-
-def test_fifo_backpressure():
-    """Random sink back-pressure and source gaps: still bit-exact."""
-    check_sim("tb_fifo", default_cases(), bp=0.5, gap=0.3, seed=9, tag="bp")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["nobp", "bp"])
-def test_fifo_sweep_slow(mode):
-    cases = slow_cases()
-    lint_cases("tb_fifo_slow", cases)
-    if mode == "nobp":
-        check_sim("tb_fifo_slow", cases, cycles_tol=0.05, tag=mode)
-    else:
-        check_sim("tb_fifo_slow", cases, bp=0.6, gap=0.4, seed=29, tag=mode)
+globals().update(kernel_tests("fifo", default_cases, slow_cases))
 
 
 def test_fifo_fill_level():

@@ -2,11 +2,9 @@
 back-pressure (each sink stalls at random on its own). Library lint / $error checks: tests/test_rtllib.py."""
 
 import numpy as np
-import pytest
 
 from gen.sim.cases import fork_case
-from gen.sim.harness import lint_cases
-from gen.sim.testing import cached, check_sim
+from gen.sim.testing import cached, kernel_tests
 
 
 def random_params(rng) -> dict:
@@ -39,26 +37,4 @@ def slow_cases():
     return [fork_case(f"s{i}", rng, frames=2, **random_params(rng)) for i in range(N_SLOW)]
 
 
-def test_fork_lint():
-    lint_cases("tb_fork", default_cases())
-
-
-def test_fork_exact_and_cycles():
-    """No back-pressure: every output gets the frames; one beat per cycle."""
-    check_sim("tb_fork", default_cases(), cycles_tol=0.05, tag="nobp")
-
-
-def test_fork_backpressure():
-    """Independent random back-pressure per output and source gaps: no beat lost or duplicated."""
-    check_sim("tb_fork", default_cases(), bp=0.5, gap=0.3, seed=9, tag="bp")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["nobp", "bp"])
-def test_fork_sweep_slow(mode):
-    cases = slow_cases()
-    lint_cases("tb_fork_slow", cases)
-    if mode == "nobp":
-        check_sim("tb_fork_slow", cases, cycles_tol=0.05, tag=mode)
-    else:
-        check_sim("tb_fork_slow", cases, bp=0.6, gap=0.4, seed=29, tag=mode)
+globals().update(kernel_tests("fork", default_cases, slow_cases))

@@ -2,11 +2,9 @@
 back-pressure, every row-buffer style. Library lint / $error checks: tests/test_rtllib.py."""
 
 import numpy as np
-import pytest
 
 from gen.sim.cases import upsample_case
-from gen.sim.harness import lint_cases
-from gen.sim.testing import cached, check_sim
+from gen.sim.testing import cached, kernel_tests
 
 
 def _divisors(n):
@@ -53,26 +51,4 @@ def test_upsample_row_buffer_styles():
                                                                                     "block"}
 
 
-def test_upsample_lint():
-    lint_cases("tb_upsample", default_cases())
-
-
-def test_upsample_exact_and_cycles():
-    """No back-pressure: bit-exact; cycles per frame within 5% of the analytic count."""
-    check_sim("tb_upsample", default_cases(), cycles_tol=0.05, tag="nobp")
-
-
-def test_upsample_backpressure():
-    """Random sink back-pressure and source gaps: still bit-exact."""
-    check_sim("tb_upsample", default_cases(), bp=0.5, gap=0.3, seed=9, tag="bp")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["nobp", "bp"])
-def test_upsample_sweep_slow(mode):
-    cases = slow_cases()
-    lint_cases("tb_upsample_slow", cases)
-    if mode == "nobp":
-        check_sim("tb_upsample_slow", cases, cycles_tol=0.05, tag=mode)
-    else:
-        check_sim("tb_upsample_slow", cases, bp=0.6, gap=0.4, seed=29, tag=mode)
+globals().update(kernel_tests("upsample", default_cases, slow_cases))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from .harness import Case, failures, frame_period, run_cases
+from .harness import Case, failures, frame_period, lint_cases, run_cases
 from .runner import lint_rendered
 
 
@@ -32,19 +32,32 @@ def check_sim(top: str, cases: list[Case], *, bp: float = 0.0, gap: float = 0.0,
     return res
 
 
-def kernel_tests(kind: str, default_cases, slow_cases, n_default: int) -> dict:
+def kernel_tests(kind: str, default_cases, slow_cases, n_default: int | None = None) -> dict:
     """The standard test set of one kernel over its case lists, for tests/test_kernel_<kind>.py to put into its
-    namespace (`globals().update(kernel_tests(...))`): lint every default case; bit-exact with the cycles per
-    frame within 5 % of the analytic count without back-pressure; bit-exact under random sink back-pressure and
-    source gaps; and (`-m slow`) both over the slow sweep. `default_cases` / `slow_cases` are `cached` factories;
-    the cocotb top is `tb_<kind>` (`tb_<kind>_slow` for the sweep)."""
+    namespace (`globals().update(kernel_tests(...))`): lint; bit-exact with the cycles per frame within 5 % of the
+    analytic count without back-pressure; bit-exact under random sink back-pressure and source gaps; and
+    (`-m slow`) both over the slow sweep. `default_cases` / `slow_cases` are `cached` factories; the cocotb top is
+    `tb_<kind>` (`tb_<kind>_slow` for the sweep). `n_default`: lint each of that many default cases on its own
+    (a kernel rendered per instance); None: lint the cases together, as the build's wrapper instantiates them (a
+    library module, gen/rtl/lib)."""
     import pytest  # a test helper: the package itself does not need pytest
 
     top = f"tb_{kind}"
 
-    @pytest.mark.parametrize("idx", range(n_default))
-    def lint(idx):
-        lint_rendered(default_cases()[idx].rendered)
+    def lint_all(top_name: str, cases: list[Case]) -> None:
+        if n_default is None:
+            lint_cases(top_name, cases)
+        else:
+            for c in cases:
+                lint_rendered(c.rendered)
+
+    if n_default is None:
+        def lint():
+            lint_all(top, default_cases())
+    else:
+        @pytest.mark.parametrize("idx", range(n_default))
+        def lint(idx):
+            lint_rendered(default_cases()[idx].rendered)
 
     def exact_and_cycles():
         """No back-pressure: bit-exact; cycles per frame within 5% of the analytic count."""
@@ -58,8 +71,7 @@ def kernel_tests(kind: str, default_cases, slow_cases, n_default: int) -> dict:
     @pytest.mark.parametrize("mode", ["nobp", "bp"])
     def sweep_slow(mode):
         cases = slow_cases()
-        for c in cases:
-            lint_rendered(c.rendered)
+        lint_all(f"{top}_slow", cases)
         if mode == "nobp":
             check_sim(f"{top}_slow", cases, cycles_tol=0.05, tag=mode)
         else:
