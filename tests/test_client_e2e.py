@@ -326,7 +326,9 @@ def test_wafer_g85_on_the_rtl(wafer_rtl, tmp_path):
     """G85 wafer maps -> client -> server -> the generated RTL in Verilator: the evaluation's classes and scores."""
     grids = [g for g, c in zip(*wafer_maps(1, seed=7)) if c in (0, 3)]     # a Center and an Edge-Ring map
     paths, names, ref_grids = _write_g85(tmp_path, grids)
-    r = client(wafer_rtl, "--csv", tmp_path / "r.csv", *paths)
+    # the client waits as long as the server lets the device take (-t 60000 ms): the RTL backend is a Verilator
+    # simulation, whose first frames can take more than the client's default 10 s on a loaded 2-core machine
+    r = client(wafer_rtl, "--timeout", "60", "--csv", tmp_path / "r.csv", *paths)
     assert r.returncode == 0, r.stderr
     assert_same(results(tmp_path / "r.csv"), names, golden(wafer_rtl.design, wm.prepare(ref_grids)))
 
